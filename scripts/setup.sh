@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Everything Postern needs on a fresh machine, idempotent and quick when already done:
+# npm dependencies (incl. the Node 24 runtime package), Debian packages used as real peers in tests and
+# bench (swaks, Postfix's smtp-source/smtp-sink, dnsmasq), and the infrastructure binaries (nats-server;
+# with --tests also etcd, kube-apiserver, helm) cached outside the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_tests=false
+[ "${1:-}" = "--tests" ] && want_tests=true
+
+log() { echo "[setup] $*" >&2; }
+
+if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+node_modules/.bin/node --version | grep -q '^v24\.' || { log "node_modules/.bin/node is not Node 24"; exit 1; }
+
+if $want_tests; then
+  missing=()
+  command -v swaks >/dev/null || missing+=(swaks)
+  command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || missing+=(postfix)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      log "installing Debian packages: ${missing[*]}"
+      # Keep package scripts from starting daemons (Postfix would listen on port 25 of every interface).
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+      rm -f /usr/sbin/policy-rc.d
+    else
+      log "missing ${missing[*]}: install them (apt-get install ${missing[*]}) and run again"; exit 1
+    fi
+  fi
+  bash scripts/test-bins.sh all >/dev/null
+else
+  bash scripts/test-bins.sh nats >/dev/null
+fi

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Provides the real infrastructure binaries Postern's tests and local mode run against:
+#   nats-server (JetStream), etcd + kube-apiserver (envtest-style control plane), helm.
+# Each is taken from the environment when given, else built from its Go module into a cache
+# directory OUTSIDE the repository, keyed by version, so a second run costs nothing.
+#
+#   scripts/test-bins.sh [nats|k8s|helm|all]   (default: all)
+#   prints KEY=path lines for what it provided (also written to $CACHE/env.sh)
+set -euo pipefail
+
+NATS_VERSION=v2.12.15
+K8S_VERSION=v1.34.4
+ETCD_VERSION=v3.6.16
+HELM_VERSION=v3.19.5
+
+CACHE="${POSTERN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/postern}"
+mkdir -p "$CACHE"
+export GOFLAGS="${GOFLAGS:-} -trimpath"
+export CGO_ENABLED=0
+
+log() { echo "[test-bins] $*" >&2; }
+
+need_go() {
+  command -v go >/dev/null || { log "go is required to build $1 (or set the matching env var)"; exit 1; }
+}
+
+# Builds package $3 from module $1@$2 in a throwaway module; $4 = output path; $5 = optional replace block.
+build_from_module() {
+  local ver=$2 pkg=$3 out=$4 replaces=${5:-}
+  local dir="$CACHE/build/$(basename "$out")-$ver"
+  rm -rf "$dir"; mkdir -p "$dir"
+  cat >"$dir/go.mod" <<GOMOD
+module postern.dev/testbin
+go 1.24
+$replaces
+GOMOD
+  (cd "$dir" && go get "$pkg@$ver" && go build -o "$out.tmp" "$pkg")
+  mv "$out.tmp" "$out"
+  rm -rf "$dir"
+}
+
+provide_nats() {
+  if [ -n "${NATS_SERVER_BIN:-}" ]; then echo "NATS_SERVER_BIN=$NATS_SERVER_BIN"; return; fi
+  local out="$CACHE/nats-server-$NATS_VERSION/nats-server"
+  if [ ! -x "$out" ]; then
+    need_go nats-server
+    log "building nats-server $NATS_VERSION (once; cached in $CACHE)"
+    mkdir -p "$(dirname "$out")"
+    GOBIN="$(dirname "$out")" go install "github.com/nats-io/nats-server/v2@$NATS_VERSION"
+  fi
+  echo "NATS_SERVER_BIN=$out"
+}
+
+provide_etcd() {
+  local out="$CACHE/etcd-$ETCD_VERSION/etcd"
+  if [ ! -x "$out" ]; then
+    need_go etcd
+    log "building etcd $ETCD_VERSION (once; cached in $CACHE)"
+    mkdir -p "$(dirname "$out")"
+    build_from_module go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "$out"
+  fi
+  echo "$out"
+}
+
+provide_apiserver() {
+  local out="$CACHE/kube-apiserver-$K8S_VERSION/kube-apiserver"
+  if [ ! -x "$out" ]; then
+    need_go kube-apiserver
+    log "building kube-apiserver $K8S_VERSION (once, several minutes; cached in $CACHE)"
+    mkdir -p "$(dirname "$out")"
+    # k8s.io/kubernetes requires its staging modules at v0.0.0; each is published as v0.<minor>.<patch>.
+    local modfile
+    modfile=$(cd "$CACHE" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    local staging="v0${K8S_VERSION#v1}"
+    local replaces
+    replaces=$(grep -E '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0\s*$' "$modfile" | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}' | sort -u)
+    build_from_module k8s.io/kubernetes "$K8S_VERSION" k8s.io/kubernetes/cmd/kube-apiserver "$out" "$replaces"
+  fi
+  echo "$out"
+}
+
+provide_k8s() {
+  if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
+    echo "TEST_ASSET_KUBE_APISERVER=${TEST_ASSET_KUBE_APISERVER:-$KUBEBUILDER_ASSETS/kube-apiserver}"
+    echo "TEST_ASSET_ETCD=${TEST_ASSET_ETCD:-$KUBEBUILDER_ASSETS/etcd}"
+    return
+  fi
+  local etcd apiserver
+  etcd=${TEST_ASSET_ETCD:-}; [ -n "$etcd" ] || etcd=$(provide_etcd)
+  apiserver=${TEST_ASSET_KUBE_APISERVER:-}; [ -n "$apiserver" ] || apiserver=$(provide_apiserver)
+  echo "TEST_ASSET_ETCD=$etcd"
+  echo "TEST_ASSET_KUBE_APISERVER=$apiserver"
+}
+
+provide_helm() {
+  if [ -n "${HELM_BIN:-}" ]; then echo "HELM_BIN=$HELM_BIN"; return; fi
+  local out="$CACHE/helm-$HELM_VERSION/helm"
+  if [ ! -x "$out" ]; then
+    need_go helm
+    log "building helm $HELM_VERSION (once; cached in $CACHE)"
+    mkdir -p "$(dirname "$out")"
+    build_from_module helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$out"
+  fi
+  echo "HELM_BIN=$out"
+}
+
+what=${1:-all}
+{
+  case "$what" in
+    nats) provide_nats ;;
+    k8s) provide_k8s ;;
+    helm) provide_helm ;;
+    all) provide_nats; provide_k8s; provide_helm ;;
+    *) log "unknown target $what"; exit 2 ;;
+  esac
+} | tee "$CACHE/env-$what.sh"

@@ -1,0 +1,98 @@
+/**
+ * Turns user resources (+ the Secrets they reference) into the resolved documents services run on.
+ * Used by the operator and by local mode, so both sources produce identical config.
+ */
+import { parseDuration } from '../durations.ts';
+import { hashPassword } from './password.ts';
+import { DEFAULT_POOL, DEFAULT_RETRY, type DomainConfig, type PolicyConfig } from './resolved.ts';
+import type { MailDomain, RelayPolicy } from './schema.ts';
+
+/** Secret data by Secret name (values already decoded to text). */
+export type SecretLookup = (name: string) => Record<string, string> | undefined;
+
+export class MissingSecretError extends Error {}
+
+const sourceOf = (r: { metadata: { name: string; namespace?: string } }) =>
+  `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`;
+
+/**
+ * @param dkimKey PEM private key for the domain's DKIM selector (the operator reads or generates it).
+ */
+export function resolveMailDomain(md: MailDomain, dkimKey?: string): DomainConfig {
+  const inbound = md.spec.inbound;
+  const dkim = md.spec.outbound?.dkim;
+  return {
+    source: sourceOf(md),
+    domain: md.spec.domain.toLowerCase(),
+    inbound:
+      inbound && inbound.enabled !== false
+        ? {
+            enabled: true,
+            ...(inbound.recipients ? { recipients: inbound.recipients.map((r) => r.toLowerCase()) } : {}),
+            ...(inbound.deliverTo
+              ? {
+                  deliverTo: {
+                    host: inbound.deliverTo.host,
+                    port: inbound.deliverTo.port,
+                    protocol: inbound.deliverTo.protocol ?? 'lmtp',
+                    tls: inbound.deliverTo.tls ?? 'opportunistic',
+                  },
+                }
+              : {}),
+          }
+        : null,
+    ...(dkim && dkimKey ? { dkim: { selector: dkim.selector, privateKey: dkimKey } } : {}),
+  };
+}
+
+export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): PolicyConfig {
+  const { clients, senders, limits, delivery } = rp.spec;
+  const need = (name: string) => {
+    const data = secrets(name);
+    if (!data) throw new MissingSecretError(`Secret ${name} not found`);
+    return data;
+  };
+  const users = clients.authSecretRef
+    ? Object.entries(need(clients.authSecretRef.name)).map(([name, pass]) => ({
+        name,
+        hash: hashPassword(pass),
+      }))
+    : [];
+  const sh = delivery?.smarthost;
+  let auth: { user: string; pass: string } | undefined;
+  if (sh?.authSecretRef) {
+    const data = need(sh.authSecretRef.name);
+    if (!data['username'] || !data['password']) {
+      throw new MissingSecretError(`Secret ${sh.authSecretRef.name} needs keys username and password`);
+    }
+    auth = { user: data['username'], pass: data['password'] };
+  }
+  const retry = delivery?.retry;
+  return {
+    source: sourceOf(rp),
+    networks: clients.networks ?? [],
+    users,
+    requireTLS: clients.requireTLS ?? false,
+    ...(senders?.domains ? { senderDomains: senders.domains.map((d) => d.toLowerCase()) } : {}),
+    limits: { ...limits },
+    delivery: {
+      pool: delivery?.pool ?? DEFAULT_POOL,
+      ...(sh
+        ? {
+            smarthost: {
+              host: sh.host,
+              port: sh.port ?? 25,
+              tls: sh.tls ?? 'opportunistic',
+              ...(auth ? { auth } : {}),
+            },
+          }
+        : {}),
+      destinations: delivery?.destinations ?? [],
+      retry: {
+        scheduleMs: retry?.schedule?.map(parseDuration) ?? DEFAULT_RETRY.scheduleMs,
+        maxLifetimeMs: retry?.maxLifetime ? parseDuration(retry.maxLifetime) : DEFAULT_RETRY.maxLifetimeMs,
+      },
+      tls: delivery?.tls ?? 'opportunistic',
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * The resolved configuration the services run on: what the operator (or `postern local/apply`) writes to the
+ * NATS KV bucket `config`, one document per key. Secrets are already resolved here: AUTH users as password
+ * hashes only, never clear text.
+ */
+import type { RetryPolicy, TlsMode } from '../types.ts';
+
+export const CONFIG_BUCKET = 'config';
+
+/** KV key of a domain's document (`domain.<domain>`). */
+export const domainKey = (domain: string) => `domain.${domain}`;
+/** KV key of a policy's document (`policy.<namespace>.<name>`). */
+export const policyKey = (namespace: string, name: string) => `policy.${namespace}.${name}`;
+
+export interface DomainConfig {
+  /** `<namespace>/<name>` of the MailDomain it came from. */
+  source: string;
+  domain: string;
+  inbound: {
+    enabled: boolean;
+    /** Lower-cased local parts / addresses, `*` wildcards; undefined = accept all. */
+    recipients?: string[];
+    deliverTo?: { host: string; port: number; protocol: 'lmtp' | 'smtp'; tls: TlsMode };
+  } | null;
+  dkim?: { selector: string; privateKey: string };
+}
+
+export interface PolicyUser {
+  name: string;
+  /** `scrypt$<salt b64>$<hash b64>` (see password.ts). */
+  hash: string;
+}
+
+export interface PolicyConfig {
+  /** `<namespace>/<name>` of the RelayPolicy it came from. */
+  source: string;
+  networks: string[];
+  users: PolicyUser[];
+  requireTLS: boolean;
+  /** Allowed envelope sender domains; undefined = any. */
+  senderDomains?: string[];
+  limits: { messageSize?: number; recipientsPerMessage?: number; messagesPerMinute?: number };
+  delivery: {
+    pool: string;
+    smarthost?: { host: string; port: number; tls: TlsMode; auth?: { user: string; pass: string } };
+    destinations: {
+      match: string;
+      maxConnections?: number;
+      messagesPerConnection?: number;
+      ratePerMinute?: number;
+    }[];
+    retry: RetryPolicy;
+    tls: 'opportunistic' | 'mta-sts' | 'dane' | 'required';
+  };
+}
+
+/** Postfix-like defaults: first retry after ~5 min, backing off to 1 h, give up after 5 days. */
+export const DEFAULT_RETRY: RetryPolicy = {
+  scheduleMs: [5, 10, 20, 40, 60].map((m) => m * 60_000),
+  maxLifetimeMs: 5 * 86_400_000,
+};
+
+export const DEFAULT_POOL = 'default';
+
+/** What every service holds in memory: the current documents, by key. */
+export interface ConfigSnapshot {
+  domains: Map<string, DomainConfig>;
+  policies: Map<string, PolicyConfig>;
+}

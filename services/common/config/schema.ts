@@ -1,0 +1,211 @@
+/**
+ * The one definition of the MailDomain and RelayPolicy resources (API group postern.dev, v1alpha1).
+ * The CRDs in crds/ are generated from these schemas (operator/crd-gen.ts) and the same schemas validate
+ * documents at run time (local-mode config files, the operator before it resolves). Rules a structural
+ * schema cannot say are CEL `x-kubernetes-validations`, mirrored in `validate.ts` for local mode.
+ */
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { DURATION_PATTERN } from '../durations.ts';
+
+export const API_GROUP = 'postern.dev';
+export const API_VERSION = 'v1alpha1';
+export const API = `${API_GROUP}/${API_VERSION}`;
+
+/** RFC 1123 host name (lower case, as Kubernetes stores DNS names). */
+export const DOMAIN_PATTERN =
+  '^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$';
+
+const cel = (rule: string, message: string) => ({ rule, message });
+const strict = { additionalProperties: false } as const;
+
+const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+const Duration = Type.String({ pattern: DURATION_PATTERN, maxLength: 32 });
+const Hostname = Type.String({ pattern: DOMAIN_PATTERN, maxLength: 253 });
+const Host = Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9._:-]+$' });
+const TlsMode = Type.Union([Type.Literal('none'), Type.Literal('opportunistic'), Type.Literal('required')]);
+const SecretRef = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 253 }),
+    key: Type.Optional(Type.String({ maxLength: 253 })),
+  },
+  strict,
+);
+
+export const MailDomainSpec = Type.Object(
+  {
+    domain: Hostname,
+    inbound: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Boolean({ default: true }),
+          /** Local parts or full addresses served; `*` wildcards. Absent: accept every local part. */
+          recipients: Type.Optional(
+            Type.Array(Type.String({ minLength: 1, maxLength: 320 }), { maxItems: 10000 }),
+          ),
+          deliverTo: Type.Optional(
+            Type.Object(
+              {
+                host: Host,
+                port: Port,
+                protocol: Type.Union([Type.Literal('lmtp'), Type.Literal('smtp')], { default: 'lmtp' }),
+                tls: Type.Optional(TlsMode),
+              },
+              strict,
+            ),
+          ),
+        },
+        {
+          ...strict,
+          'x-kubernetes-validations': [
+            cel(
+              '!self.enabled || has(self.deliverTo)',
+              'inbound.deliverTo is required when inbound is enabled',
+            ),
+          ],
+        },
+      ),
+    ),
+    outbound: Type.Optional(
+      Type.Object(
+        {
+          dkim: Type.Optional(
+            Type.Object(
+              {
+                selector: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }),
+                keySecretRef: Type.Optional(SecretRef),
+                algorithm: Type.Optional(Type.Union([Type.Literal('rsa'), Type.Literal('ed25519')])),
+              },
+              strict,
+            ),
+          ),
+        },
+        strict,
+      ),
+    ),
+  },
+  strict,
+);
+export type MailDomainSpec = Static<typeof MailDomainSpec>;
+
+export const RelayPolicySpec = Type.Object(
+  {
+    clients: Type.Object(
+      {
+        /** Client networks allowed to relay (CIDR, IPv4 or IPv6). */
+        networks: Type.Optional(
+          Type.Array(Type.String({ maxLength: 64 }), {
+            maxItems: 1000,
+            'x-kubernetes-validations': [cel('self.all(n, isCIDR(n))', 'every network must be a CIDR')],
+          }),
+        ),
+        /** Secret whose keys are user names and values their passwords (SMTP AUTH). */
+        authSecretRef: Type.Optional(SecretRef),
+        requireTLS: Type.Optional(Type.Boolean()),
+      },
+      {
+        ...strict,
+        'x-kubernetes-validations': [
+          cel(
+            '(has(self.networks) && size(self.networks) > 0) || has(self.authSecretRef)',
+            'clients needs networks or authSecretRef',
+          ),
+        ],
+      },
+    ),
+    senders: Type.Optional(
+      Type.Object({ domains: Type.Optional(Type.Array(Hostname, { maxItems: 1000 })) }, strict),
+    ),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          messageSize: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1_073_741_824 })),
+          recipientsPerMessage: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000 })),
+          messagesPerMinute: Type.Optional(Type.Integer({ minimum: 1 })),
+        },
+        strict,
+      ),
+    ),
+    delivery: Type.Optional(
+      Type.Object(
+        {
+          pool: Type.Optional(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$' })),
+          smarthost: Type.Optional(
+            Type.Object(
+              {
+                host: Host,
+                port: Type.Optional(Port),
+                tls: Type.Optional(TlsMode),
+                authSecretRef: Type.Optional(SecretRef),
+              },
+              strict,
+            ),
+          ),
+          destinations: Type.Optional(
+            Type.Array(
+              Type.Object(
+                {
+                  match: Type.String({ minLength: 1, maxLength: 253 }),
+                  maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
+                  messagesPerConnection: Type.Optional(Type.Integer({ minimum: 1 })),
+                  ratePerMinute: Type.Optional(Type.Integer({ minimum: 1 })),
+                },
+                strict,
+              ),
+              { maxItems: 1000 },
+            ),
+          ),
+          retry: Type.Optional(
+            Type.Object(
+              {
+                schedule: Type.Optional(Type.Array(Duration, { minItems: 1, maxItems: 50 })),
+                maxLifetime: Type.Optional(Duration),
+              },
+              strict,
+            ),
+          ),
+          tls: Type.Optional(
+            Type.Union([
+              Type.Literal('opportunistic'),
+              Type.Literal('mta-sts'),
+              Type.Literal('dane'),
+              Type.Literal('required'),
+            ]),
+          ),
+        },
+        strict,
+      ),
+    ),
+  },
+  strict,
+);
+export type RelayPolicySpec = Static<typeof RelayPolicySpec>;
+
+/** A custom resource document as users write it (`kubectl apply` shape). */
+export interface Resource<Spec> {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    generation?: number;
+    uid?: string;
+    creationTimestamp?: string;
+  };
+  spec: Spec;
+}
+export type MailDomain = Resource<MailDomainSpec>;
+export type RelayPolicy = Resource<RelayPolicySpec>;
+
+/** The kinds, with their schemas, for generators and validators. */
+export const KINDS: Record<
+  string,
+  { plural: string; singular: string; shortNames: string[]; spec: TSchema }
+> = {
+  MailDomain: { plural: 'maildomains', singular: 'maildomain', shortNames: ['md'], spec: MailDomainSpec },
+  RelayPolicy: {
+    plural: 'relaypolicies',
+    singular: 'relaypolicy',
+    shortNames: ['rp'],
+    spec: RelayPolicySpec,
+  },
+};

@@ -1,0 +1,44 @@
+/**
+ * Run-time validation of MailDomain / RelayPolicy documents with the same schemas the CRDs are generated
+ * from, plus the checks the CRDs express as CEL rules. Returns readable errors, never throws.
+ */
+import { isIP } from 'node:net';
+import { Value } from '@sinclair/typebox/value';
+import { API, MailDomainSpec, RelayPolicySpec, type Resource } from './schema.ts';
+
+export function isCidr(text: string): boolean {
+  const [addr, bits, extra] = text.split('/');
+  if (extra !== undefined || !addr || !bits || !/^[0-9]{1,3}$/.test(bits)) return false;
+  const family = isIP(addr);
+  return family !== 0 && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/** Validates one document; returns a list of "path: problem" strings (empty when valid). */
+export function validateResource(doc: unknown): string[] {
+  const d = doc as Partial<Resource<unknown>> | null;
+  if (!d || typeof d !== 'object') return ['document is not an object'];
+  if (d.apiVersion !== API) return [`apiVersion must be ${API} (got ${String(d.apiVersion)})`];
+  if (!d.metadata?.name) return ['metadata.name is required'];
+  const schema =
+    d.kind === 'MailDomain' ? MailDomainSpec : d.kind === 'RelayPolicy' ? RelayPolicySpec : undefined;
+  if (!schema) return [`unknown kind ${String(d.kind)}`];
+  const spec = Value.Default(schema, structuredClone(d.spec ?? {}));
+  const errors = [...Value.Errors(schema, spec)].map(
+    (e) => `spec${e.path.replaceAll('/', '.')}: ${e.message}`,
+  );
+  if (errors.length) return errors;
+  if (d.kind === 'MailDomain') {
+    const s = spec as MailDomainSpec;
+    if (s.inbound?.enabled !== false && s.inbound && !s.inbound.deliverTo) {
+      errors.push('spec.inbound.deliverTo: required when inbound is enabled');
+    }
+  } else {
+    const s = spec as RelayPolicySpec;
+    for (const n of s.clients.networks ?? [])
+      if (!isCidr(n)) errors.push(`spec.clients.networks: "${n}" is not a CIDR`);
+    if (!s.clients.networks?.length && !s.clients.authSecretRef) {
+      errors.push('spec.clients: needs networks or authSecretRef');
+    }
+  }
+  return errors;
+}

@@ -1,0 +1,128 @@
+/**
+ * NATS connection and the JetStream topology every service relies on (docs/architecture.md §Streams).
+ * `ensureTopology` is idempotent: each service calls it at start, so start order does not matter.
+ */
+import {
+  AckPolicy,
+  DiscardPolicy,
+  type JetStreamManager,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { nanos } from '@nats-io/nats-core';
+import { Objm } from '@nats-io/obj';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { CONFIG_BUCKET } from './config/resolved.ts';
+
+export const STREAMS = {
+  submit: 'SUBMIT',
+  outbound: 'OUTBOUND',
+  results: 'RESULTS',
+  events: 'EVENTS',
+} as const;
+
+export const SUBJECTS = {
+  submit: (shard: number) => `mail.submit.${shard}`,
+  /** Destination keys are sanitised: NATS subject tokens cannot contain '.', ' ', '*', '>'. */
+  outbound: (pool: string, destination: string) => `mail.out.${pool}.${subjectToken(destination)}`,
+  outboundPool: (pool: string) => `mail.out.${pool}.>`,
+  /** A deferred job waits as a JetStream message schedule (server ≥ 2.12) on its own subject. */
+  scheduled: (pool: string, jobId: string) => `mail.sched.${pool}.${subjectToken(jobId)}`,
+  result: (pool: string) => `mail.result.${pool}`,
+  event: (kind: string) => `mail.event.${kind}`,
+} as const;
+
+export const BODY_BUCKET = 'bodies';
+export const STATE_BUCKET = 'messages';
+export const SUPPRESSION_BUCKET = 'suppression';
+
+/** Durable consumer names. */
+export const CONSUMERS = {
+  queueSubmit: 'queue-submit',
+  queueResults: 'queue-results',
+  delivery: (pool: string) => `delivery-${pool}`,
+} as const;
+
+export function subjectToken(text: string): string {
+  return text.replace(/[^A-Za-z0-9_-]/g, (c) => `_${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+  return connect({ servers: url.split(','), name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+}
+
+async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & { name: string }) {
+  try {
+    await jsm.streams.info(cfg.name);
+    await jsm.streams.update(cfg.name, cfg);
+  } catch (err) {
+    if ((err as Error).name !== 'StreamNotFoundError' && !/stream not found/i.test(String(err))) throw err;
+    await jsm.streams.add(cfg);
+  }
+}
+
+export async function ensureTopology(nc: NatsConnection, replicas = 1): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const common = { storage: StorageType.File, num_replicas: replicas, duplicate_window: nanos(2 * 60_000) };
+  await ensureStream(jsm, {
+    ...common,
+    name: STREAMS.submit,
+    subjects: ['mail.submit.>'],
+    retention: RetentionPolicy.Workqueue,
+  });
+  await ensureStream(jsm, {
+    ...common,
+    name: STREAMS.outbound,
+    subjects: ['mail.out.>', 'mail.sched.>'],
+    retention: RetentionPolicy.Workqueue,
+    allow_msg_schedules: true,
+  });
+  await ensureStream(jsm, {
+    ...common,
+    name: STREAMS.results,
+    subjects: ['mail.result.>'],
+    retention: RetentionPolicy.Workqueue,
+  });
+  await ensureStream(jsm, {
+    ...common,
+    name: STREAMS.events,
+    subjects: ['mail.event.>'],
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(7 * 86_400_000),
+    max_bytes: 1024 ** 3,
+    discard: DiscardPolicy.Old,
+  });
+  const kvm = new Kvm(nc);
+  await kvm.create(CONFIG_BUCKET, { history: 5, replicas });
+  await kvm.create(STATE_BUCKET, { history: 1, replicas });
+  await kvm.create(SUPPRESSION_BUCKET, { history: 1, replicas, ttl: 30 * 86_400_000 });
+  await new Objm(nc).create(BODY_BUCKET, { replicas, storage: StorageType.File });
+}
+
+/** A durable pull consumer with explicit acks; `ackWaitMs` is short so a dead worker's messages return fast. */
+export async function ensureConsumer(
+  nc: NatsConnection,
+  stream: string,
+  durable: string,
+  filter: string,
+  opts: { ackWaitMs?: number; maxAckPending?: number } = {},
+): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const cfg = {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    filter_subject: filter,
+    ack_wait: nanos(opts.ackWaitMs ?? 30_000),
+    max_ack_pending: opts.maxAckPending ?? 1000,
+    max_deliver: -1,
+  };
+  try {
+    await jsm.consumers.info(stream, durable);
+    await jsm.consumers.update(stream, durable, cfg);
+  } catch {
+    await jsm.consumers.add(stream, cfg);
+  }
+}

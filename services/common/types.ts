@@ -1,0 +1,97 @@
+/**
+ * The contracts between services: what travels on each JetStream stream.
+ * Every service imports these; none re-declares them.
+ */
+
+/** Where a recipient's mail goes, decided by the queue at routing time. */
+export type Route =
+  /** Relay to the recipient domain's MX hosts (RFC 5321 §5). */
+  | { kind: 'mx'; domain: string; tls: TlsMode }
+  /** Relay through a smarthost named by the RelayPolicy. */
+  | { kind: 'smarthost'; host: string; port: number; tls: TlsMode; auth?: { user: string; pass: string } }
+  /** Hand inbound mail to the domain's mailbox store. */
+  | { kind: 'mailbox'; host: string; port: number; protocol: 'lmtp' | 'smtp'; tls: TlsMode };
+
+/** opportunistic: STARTTLS when offered; required: fail (defer) without TLS; none: never STARTTLS. */
+export type TlsMode = 'none' | 'opportunistic' | 'required';
+
+/** The message body: inline (base64) when small, else a name in the `bodies` object store. */
+export type BodyRef = { inline: string } | { object: string; size: number };
+
+/** Published by ingress on SUBMIT (`mail.submit.<shard>`) once per accepted message. */
+export interface Envelope {
+  id: string;
+  /** Envelope sender; '' is the null sender `<>` (bounces). */
+  from: string;
+  to: string[];
+  receivedAt: string;
+  /** Name of the RelayPolicy that allowed relaying, when any recipient is relayed. */
+  policy?: string;
+  /** The client as seen by ingress (for Received and logs). */
+  client: { address: string; helo: string; user?: string; tls: boolean };
+  size: number;
+  body: BodyRef;
+  /** 'dsn' for bounces Postern generated itself: never bounced again (no bounce loops). */
+  kind?: 'mail' | 'dsn';
+  smtputf8?: boolean;
+}
+
+/** Retry settings carried with each job so delivery and queue agree without a config lookup. */
+export interface RetryPolicy {
+  /** Delays in ms between attempts; the last repeats. */
+  scheduleMs: number[];
+  /** A recipient not delivered this long after receipt expires (bounced). */
+  maxLifetimeMs: number;
+}
+
+/** Published by the queue on OUTBOUND (`mail.out.<pool>.<destination>`): one per message × destination. */
+export interface DeliveryJob {
+  /** `<messageId>.<destination index>`: stable across retries. */
+  jobId: string;
+  messageId: string;
+  attempt: number;
+  from: string;
+  recipients: string[];
+  route: Route;
+  pool: string;
+  body: BodyRef;
+  receivedAt: string;
+  expiresAt: string;
+  retry: RetryPolicy;
+  kind: 'mail' | 'dsn';
+  /** DKIM signing key for the sender domain, when it has one. */
+  dkim?: { domain: string; selector: string; privateKey: string };
+}
+
+/** Per-recipient result of one attempt. */
+export interface RecipientOutcome {
+  recipient: string;
+  status: 'delivered' | 'deferred' | 'failed';
+  /** Remote reply (e.g. "550 5.1.1 No such user") or local reason. */
+  response: string;
+  /** Enhanced status code when known (RFC 3463). */
+  enhanced?: string;
+  remoteMta?: string;
+}
+
+/** Published by delivery on RESULTS (`mail.result.<pool>`) after every attempt. */
+export interface DeliveryResult {
+  job: DeliveryJob;
+  outcomes: RecipientOutcome[];
+  attemptedAt: string;
+  durationMs: number;
+}
+
+export type EventKind = 'received' | 'delivered' | 'deferred' | 'bounced' | 'expired' | 'suppressed' | 'dsn';
+
+/** Published on EVENTS (`mail.event.<kind>`): the audit trail and the source for metrics and webhooks. */
+export interface MailEvent {
+  kind: EventKind;
+  messageId: string;
+  at: string;
+  from?: string;
+  recipients?: string[];
+  response?: string;
+  attempt?: number;
+  pool?: string;
+}

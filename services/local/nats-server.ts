@@ -1,0 +1,126 @@
+/**
+ * Finds (or has scripts/test-bins.sh build) a nats-server ≥ 2.12 and runs it as a child process with
+ * JetStream on loopback. Used by local mode and by the test helpers.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const MIN_VERSION = [2, 12];
+
+/** Path of a nats-server binary whose version is at least 2.12. */
+export function findNatsServer(): string {
+  const candidates = [process.env['NATS_SERVER_BIN']].filter(Boolean) as string[];
+  for (const bin of candidates) if (versionOk(bin)) return bin;
+  const out = execFileSync('bash', [join(ROOT, 'scripts/test-bins.sh'), 'nats'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const bin = /NATS_SERVER_BIN=(.*)/.exec(out)?.[1]?.trim();
+  if (!bin || !versionOk(bin)) throw new Error(`no nats-server >= ${MIN_VERSION.join('.')} available`);
+  return bin;
+}
+
+function versionOk(bin: string): boolean {
+  try {
+    const text = execFileSync(bin, ['--version'], { encoding: 'utf8' });
+    const [maj = 0, min = 0] = (/v(\d+)\.(\d+)/.exec(text) ?? []).slice(1).map(Number);
+    return maj > MIN_VERSION[0]! || (maj === MIN_VERSION[0] && min >= MIN_VERSION[1]!);
+  } catch {
+    return false;
+  }
+}
+
+/** A free TCP port on the given loopback address. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export interface NatsServerHandle {
+  url: string;
+  port: number;
+  storeDir: string;
+  process: ChildProcess;
+  /** Stops the server (SIGTERM, then SIGKILL after 5 s) and resolves when it has exited. */
+  stop(): Promise<void>;
+}
+
+/** Starts nats-server with JetStream; resolves once it accepts client connections. */
+export async function startNatsServer(opts: {
+  storeDir: string;
+  port?: number;
+  host?: string;
+  logTo?: 'inherit' | 'ignore';
+}): Promise<NatsServerHandle> {
+  const bin = findNatsServer();
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? (await freePort(host));
+  mkdirSync(opts.storeDir, { recursive: true });
+  const child = spawn(
+    bin,
+    ['-a', host, '-p', String(port), '-js', '-sd', opts.storeDir, '--http_port', '0'],
+    {
+      stdio: ['ignore', opts.logTo ?? 'ignore', opts.logTo ?? 'pipe'],
+    },
+  );
+  let stderr = '';
+  const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  await new Promise<void>((res, rej) => {
+    const onExit = (code: number | null) =>
+      rej(new Error(`nats-server exited (${code}) before ready: ${stderr}`));
+    child.once('exit', onExit);
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (stderr.includes('Server is ready')) {
+        child.off('exit', onExit);
+        res();
+      }
+    });
+    if (!child.stderr)
+      waitForPort(host, port).then(() => {
+        child.off('exit', onExit);
+        res();
+      }, rej);
+  });
+  child.stderr?.resume();
+  return {
+    url: `nats://${host}:${port}`,
+    port,
+    storeDir: opts.storeDir,
+    process: child,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function waitForPort(host: string, port: number): Promise<void> {
+  const { connect } = await import('node:net');
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((res) => {
+      const s = connect(port, host, () => {
+        s.destroy();
+        res(true);
+      });
+      s.on('error', () => res(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nats-server did not listen on ${host}:${port}`);
+}
