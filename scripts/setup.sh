@@ -20,6 +20,7 @@ if $want_tests; then
   missing=()
   command -v swaks >/dev/null || missing+=(swaks)
   command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || missing+=(postfix)
+  command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       log "installing Debian packages: ${missing[*]}"
