@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+/**
+ * The `postern` command line.
+ *   postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--ingress N]
+ *                 [--delivery N] [--nats-port N] [--admin-port N] [--metrics-base-port N]
+ *   postern apply -f FILE [--data-dir DIR | --nats URL]
+ *   postern validate -f FILE
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { connectNats } from '../services/common/nats.ts';
+import { ConfigFileError, loadConfigFile, writeConfig } from '../services/local/config-file.ts';
+import { startLocal } from '../services/local/local-mode.ts';
+
+const USAGE = `usage:
+  postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--ingress N] [--delivery N]
+                [--nats-port N] [--admin-port N] [--metrics-base-port N]
+  postern apply -f FILE [--data-dir DIR | --nats URL]
+  postern validate -f FILE`;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`postern: ${message}\n`);
+  process.exit(code);
+}
+
+function int(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) fail(`--${name} must be a whole number (got "${value}")`);
+  return n;
+}
+
+async function local(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      'data-dir': { type: 'string', default: '.postern' },
+      host: { type: 'string', default: '127.0.0.1' },
+      'smtp-port': { type: 'string' },
+      'submission-port': { type: 'string' },
+      ingress: { type: 'string' },
+      delivery: { type: 'string' },
+      'nats-port': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'metrics-base-port': { type: 'string' },
+    },
+  });
+  if (!values.config) fail(`local needs --config FILE\n${USAGE}`);
+  const say = (obj: Record<string, unknown>) =>
+    process.stdout.write(`${JSON.stringify({ time: Date.now(), service: 'postern', ...obj })}\n`);
+  const handle = await startLocal({
+    configPath: values.config,
+    dataDir: values['data-dir'],
+    host: values.host,
+    smtpPort: int(values['smtp-port'], 'smtp-port'),
+    submissionPort: int(values['submission-port'], 'submission-port'),
+    ingressProcesses: int(values.ingress, 'ingress'),
+    deliveryProcesses: int(values.delivery, 'delivery'),
+    natsPort: int(values['nats-port'], 'nats-port'),
+    adminPort: int(values['admin-port'], 'admin-port'),
+    metricsBasePort: int(values['metrics-base-port'], 'metrics-base-port'),
+    onLine: (_name, line) => process.stdout.write(`${line}\n`),
+  });
+  handle.supervisor.on('restart', (name) => say({ msg: 'restarting service', child: name }));
+  say({
+    msg: 'postern ready',
+    smtp: `${values.host}:${handle.smtpPort}`,
+    submission: `${values.host}:${handle.submissionPort}`,
+    nats: handle.natsUrl,
+    admin: `http://${values.host}:${handle.adminPort}`,
+    services: Object.fromEntries([...handle.supervisor.children].map(([n, c]) => [n, c.ready])),
+  });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    say({ msg: 'stopping', signal });
+    await handle.stop();
+    say({ msg: 'stopped' });
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+async function apply(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      file: { type: 'string', short: 'f' },
+      'data-dir': { type: 'string', default: '.postern' },
+      nats: { type: 'string' },
+    },
+  });
+  if (!values.file) fail(`apply needs -f FILE\n${USAGE}`);
+  const entries = loadConfigFile(values.file);
+  let url = values.nats;
+  if (!url) {
+    try {
+      url = (JSON.parse(readFileSync(join(values['data-dir'], 'state.json'), 'utf8')) as { natsUrl: string })
+        .natsUrl;
+    } catch {
+      fail(
+        `no running local instance found in ${values['data-dir']} (start one with postern local, or pass --nats URL)`,
+      );
+    }
+  }
+  const nc = await connectNats(url, 'postern-apply').catch((err: Error) =>
+    fail(`cannot reach NATS at ${url}: ${err.message}`, 1),
+  );
+  const { written } = await writeConfig(nc, entries, false);
+  await nc.close();
+  process.stdout.write(`applied ${written} document(s): ${[...entries.keys()].join(', ')}\n`);
+}
+
+function validate(args: string[]) {
+  const { values } = parseArgs({ args, options: { file: { type: 'string', short: 'f' } } });
+  if (!values.file) fail(`validate needs -f FILE\n${USAGE}`);
+  const entries = loadConfigFile(values.file);
+  process.stdout.write(`valid: ${[...entries.keys()].join(', ')}\n`);
+}
+
+const [command, ...rest] = process.argv.slice(2);
+try {
+  if (command === 'local') await local(rest);
+  else if (command === 'apply') await apply(rest);
+  else if (command === 'validate') validate(rest);
+  else fail(USAGE);
+} catch (err) {
+  if (err instanceof ConfigFileError) fail(`invalid configuration:\n${err.message}`, 1);
+  if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
+    fail(`${(err as Error).message}\n${USAGE}`);
+  fail((err as Error).message, 1);
+}

@@ -1,0 +1,113 @@
+/**
+ * Local-mode configuration: a multi-document YAML file of MailDomain, RelayPolicy and Secret documents — the
+ * exact documents a user would `kubectl apply` — validated with the CRD schemas and resolved with the same code
+ * the operator uses, then written to the KV bucket the services watch.
+ */
+import { readFileSync } from 'node:fs';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { parseAllDocuments } from 'yaml';
+import { resolveMailDomain, resolveRelayPolicy } from '../common/config/resolve.ts';
+import { CONFIG_BUCKET, domainKey, policyKey } from '../common/config/resolved.ts';
+import type { MailDomain, RelayPolicy } from '../common/config/schema.ts';
+import { validateResource } from '../common/config/validate.ts';
+
+export class ConfigFileError extends Error {}
+
+interface SecretDoc {
+  kind: 'Secret';
+  metadata: { name: string; namespace?: string };
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+/** Parses and validates a config file; throws ConfigFileError listing every problem found. */
+export function loadConfigFile(path: string): Map<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigFileError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  return resolveConfigText(text, path);
+}
+
+/** Resolves YAML text to KV entries (`domain.<d>` / `policy.<ns>.<name>` → document). */
+export function resolveConfigText(text: string, origin = 'config'): Map<string, unknown> {
+  const problems: string[] = [];
+  const docs: { index: number; doc: Record<string, unknown> }[] = [];
+  parseAllDocuments(text).forEach((d, index) => {
+    if (d.errors.length) {
+      problems.push(...d.errors.map((e) => `${origin} document ${index + 1}: ${e.message}`));
+      return;
+    }
+    const doc = d.toJS() as Record<string, unknown> | null;
+    if (doc) docs.push({ index, doc });
+  });
+  const secrets = new Map<string, Record<string, string>>();
+  for (const { doc } of docs) {
+    if (doc['kind'] !== 'Secret') continue;
+    const s = doc as unknown as SecretDoc;
+    const decoded = Object.fromEntries(
+      Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(String(v), 'base64').toString('utf8')]),
+    );
+    secrets.set(`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`, { ...decoded, ...s.stringData });
+  }
+  const entries = new Map<string, unknown>();
+  const owners = new Map<string, string>();
+  for (const { index, doc } of docs) {
+    if (doc['kind'] === 'Secret') continue;
+    const where = `${origin} document ${index + 1} (${String(doc['kind'])} ${String((doc['metadata'] as { name?: string })?.name)})`;
+    const errors = validateResource(doc);
+    if (errors.length) {
+      problems.push(...errors.map((e) => `${where}: ${e}`));
+      continue;
+    }
+    const ns = (doc['metadata'] as { namespace?: string }).namespace ?? 'default';
+    const lookup = (name: string) => secrets.get(`${ns}/${name}`);
+    try {
+      if (doc['kind'] === 'MailDomain') {
+        const md = doc as unknown as MailDomain;
+        const dkim = md.spec.outbound?.dkim;
+        const keySecret = dkim ? lookup(dkim.keySecretRef?.name ?? `${md.metadata.name}-dkim`) : undefined;
+        const key = domainKey(md.spec.domain.toLowerCase());
+        if (owners.has(key)) {
+          problems.push(`${where}: domain ${md.spec.domain} is already declared by ${owners.get(key)}`);
+          continue;
+        }
+        owners.set(key, where);
+        entries.set(key, resolveMailDomain(md, keySecret?.[dkim?.keySecretRef?.key ?? 'private.key']));
+      } else {
+        const rp = doc as unknown as RelayPolicy;
+        entries.set(policyKey(ns, rp.metadata.name), resolveRelayPolicy(rp, lookup));
+      }
+    } catch (err) {
+      problems.push(`${where}: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length) throw new ConfigFileError(problems.join('\n'));
+  return entries;
+}
+
+/**
+ * Writes entries to the `config` bucket. With `prune`, keys not in `entries` are deleted (local mode start:
+ * the file is the whole truth); without it this behaves like `kubectl apply` (create or update only).
+ */
+export async function writeConfig(
+  nc: NatsConnection,
+  entries: Map<string, unknown>,
+  prune: boolean,
+): Promise<{ written: number; deleted: number }> {
+  const kv = await new Kvm(nc).create(CONFIG_BUCKET, { history: 5 });
+  let deleted = 0;
+  if (prune) {
+    for await (const key of await kv.keys()) {
+      if (!entries.has(key)) {
+        await kv.delete(key);
+        deleted++;
+      }
+    }
+  }
+  for (const [key, value] of entries) await kv.put(key, JSON.stringify(value));
+  return { written: entries.size, deleted };
+}

@@ -1,0 +1,151 @@
+/**
+ * Local mode: nats-server, ingress, queue and delivery on one machine, no Kubernetes. The config file is
+ * loaded into the same KV bucket the operator writes in a cluster, so services cannot tell the difference.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_POOL, type PolicyConfig } from '../common/config/resolved.ts';
+import { connectNats, ensureTopology } from '../common/nats.ts';
+import { loadConfigFile, resolveConfigText, writeConfig } from './config-file.ts';
+import { freePort, type NatsServerHandle, startNatsServer } from './nats-server.ts';
+import { type ChildSpec, Supervisor } from './supervisor.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface LocalOptions {
+  /** Path of the YAML config, or its text (tests). */
+  configPath?: string;
+  configText?: string;
+  dataDir: string;
+  host?: string;
+  smtpPort?: number;
+  submissionPort?: number;
+  natsPort?: number;
+  adminPort?: number;
+  ingressProcesses?: number;
+  deliveryProcesses?: number;
+  /** First telemetry port; each process takes the next one. 0 = random ports. */
+  metricsBasePort?: number;
+  /** Extra environment for every service (e.g. POSTERN_DNS_SERVERS, POSTERN_MX_PORT for tests). */
+  env?: Record<string, string>;
+  onLine?: (name: string, line: string) => void;
+}
+
+export interface LocalHandle {
+  natsUrl: string;
+  nats: NatsServerHandle;
+  supervisor: Supervisor;
+  smtpPort: number;
+  submissionPort: number;
+  adminPort: number;
+  stop(): Promise<void>;
+}
+
+export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
+  const host = opts.host ?? '127.0.0.1';
+  const entries =
+    opts.configText !== undefined ? resolveConfigText(opts.configText) : loadConfigFile(opts.configPath!);
+  mkdirSync(opts.dataDir, { recursive: true });
+  const nats = await startNatsServer({
+    storeDir: join(opts.dataDir, 'nats'),
+    host,
+    ...(opts.natsPort ? { port: opts.natsPort } : {}),
+  });
+  const supervisor = new Supervisor();
+  if (opts.onLine) supervisor.on('line', opts.onLine);
+  try {
+    const nc = await connectNats(nats.url, 'postern-local');
+    await ensureTopology(nc, 1);
+    await writeConfig(nc, entries, true);
+    await nc.close();
+
+    const smtpPort = opts.smtpPort ?? 2525;
+    const submissionPort = opts.submissionPort ?? 2587;
+    const adminPort = opts.adminPort ?? (await freePort(host));
+    let metricsPort = opts.metricsBasePort ?? 0;
+    const nextMetricsPort = () => String(metricsPort === 0 ? 0 : metricsPort++);
+    const common = {
+      NATS_URL: nats.url,
+      POSTERN_STREAM_REPLICAS: '1',
+      POSTERN_METRICS_HOST: host,
+      POSTERN_HOSTNAME: process.env['POSTERN_HOSTNAME'] ?? 'localhost',
+      ...opts.env,
+    };
+    const ingressCount = opts.ingressProcesses ?? 1;
+    const listeners = JSON.stringify([
+      { name: 'mx', host, port: smtpPort, mode: 'relay' },
+      // Local mode has no certificate by default, so AUTH is allowed without TLS on loopback only.
+      { name: 'submission', host, port: submissionPort, mode: 'submission', insecureAuth: true },
+    ]);
+    const pools = new Set([DEFAULT_POOL]);
+    for (const [key, doc] of entries)
+      if (key.startsWith('policy.')) pools.add((doc as PolicyConfig).delivery.pool);
+
+    const specs: ChildSpec[] = [
+      {
+        name: 'queue',
+        script: join(ROOT, 'services/queue/main.ts'),
+        env: {
+          ...common,
+          POSTERN_ADMIN_HOST: host,
+          POSTERN_ADMIN_PORT: String(adminPort),
+          POSTERN_METRICS_PORT: nextMetricsPort(),
+        },
+      },
+    ];
+    for (const pool of pools) {
+      for (let i = 0; i < (opts.deliveryProcesses ?? 1); i++) {
+        specs.push({
+          name: pool === DEFAULT_POOL ? `delivery-${i}` : `delivery-${pool}-${i}`,
+          script: join(ROOT, 'services/delivery/main.ts'),
+          env: {
+            POSTERN_ALLOW_LOOPBACK_MX: 'true',
+            ...common,
+            POSTERN_POOL: pool,
+            POSTERN_METRICS_PORT: nextMetricsPort(),
+          },
+        });
+      }
+    }
+    for (let i = 0; i < ingressCount; i++) {
+      specs.push({
+        name: `ingress-${i}`,
+        script: join(ROOT, 'services/ingress/main.ts'),
+        env: {
+          ...common,
+          POSTERN_INGRESS_LISTENERS: listeners,
+          POSTERN_REUSE_PORT: ingressCount > 1 ? 'true' : 'false',
+          POSTERN_METRICS_PORT: nextMetricsPort(),
+        },
+      });
+    }
+    // Queue and delivery first: ingress accepting mail is the last thing to come up.
+    for (const spec of specs) await supervisor.start(spec);
+
+    const pids: Record<string, number> = { 'nats-server': nats.process.pid! };
+    for (const [name, c] of supervisor.children) pids[name] = c.process.pid!;
+    writeFileSync(join(opts.dataDir, 'pids.json'), `${JSON.stringify(pids, null, 2)}\n`);
+    writeFileSync(
+      join(opts.dataDir, 'state.json'),
+      `${JSON.stringify({ natsUrl: nats.url, adminPort }, null, 2)}\n`,
+    );
+
+    return {
+      natsUrl: nats.url,
+      nats,
+      supervisor,
+      smtpPort,
+      submissionPort,
+      adminPort,
+      async stop() {
+        await supervisor.stopAll();
+        await nats.stop();
+      },
+    };
+  } catch (err) {
+    await supervisor.stopAll();
+    await nats.stop();
+    throw err;
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Runs Postern's services as separate child processes on one machine (local mode), the way a cluster runs
+ * pods: each is started with its environment, considered up once it prints its `ready` log line, and restarted
+ * with backoff if it dies (like a pod's restartPolicy: Always) until the supervisor stops.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
+
+export interface ChildSpec {
+  /** Unique name, e.g. `ingress-0`. */
+  name: string;
+  /** Script run with this Node binary (e.g. services/ingress/main.ts). */
+  script: string;
+  env: Record<string, string>;
+}
+
+export interface RunningChild {
+  spec: ChildSpec;
+  process: ChildProcess;
+  /** Fields of the child's ready log line (addresses it listens on). */
+  ready: Record<string, unknown>;
+}
+
+/** Emits 'line' (name, line) for each stdout/stderr line, 'exit' (name, code, signal), 'restart' (name). */
+export class Supervisor extends EventEmitter {
+  readonly children = new Map<string, RunningChild>();
+  #stopping = false;
+  #restarts = new Map<string, number>();
+
+  /** Starts a child and resolves when it reports ready; rejects if it exits first. */
+  async start(spec: ChildSpec, readyTimeoutMs = 60_000): Promise<RunningChild> {
+    const child = spawn(process.execPath, [spec.script], {
+      env: { ...process.env, ...spec.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const running: RunningChild = { spec, process: child, ready: {} };
+    this.children.set(spec.name, running);
+    const readyPromise = new Promise<RunningChild>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${spec.name} not ready after ${readyTimeoutMs} ms`)),
+        readyTimeoutMs,
+      );
+      const onExit = (code: number | null, signal: string | null) => {
+        clearTimeout(timer);
+        reject(new Error(`${spec.name} exited (${code ?? signal}) before it was ready`));
+      };
+      child.once('exit', onExit);
+      for (const stream of [child.stdout!, child.stderr!]) {
+        createInterface({ input: stream }).on('line', (line) => {
+          this.emit('line', spec.name, line);
+          if (line.includes('"msg":"ready"')) {
+            try {
+              running.ready = JSON.parse(line) as Record<string, unknown>;
+            } catch {
+              // a ready line that is not JSON still counts
+            }
+            clearTimeout(timer);
+            child.off('exit', onExit);
+            resolve(running);
+          }
+        });
+      }
+    });
+    child.on('exit', (code, signal) => {
+      this.emit('exit', spec.name, code, signal);
+      if (this.#stopping || this.children.get(spec.name)?.process !== child) return;
+      const n = (this.#restarts.get(spec.name) ?? 0) + 1;
+      this.#restarts.set(spec.name, n);
+      const delay = Math.min(200 * 2 ** Math.min(n, 6), 10_000);
+      setTimeout(() => {
+        if (this.#stopping) return;
+        this.emit('restart', spec.name);
+        this.start(spec).catch((err) =>
+          this.emit('line', spec.name, `restart failed: ${(err as Error).message}`),
+        );
+      }, delay).unref();
+    });
+    return readyPromise;
+  }
+
+  /** Stops every child: SIGTERM, then SIGKILL after `graceMs`. */
+  async stopAll(graceMs = 10_000): Promise<void> {
+    this.#stopping = true;
+    await Promise.all(
+      [...this.children.values()].reverse().map(async ({ process: child }) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise<void>((r) => child.once('exit', () => r()));
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(t);
+      }),
+    );
+  }
+}
