@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { ApiException, CustomObjectsApi } from '@kubernetes/client-node';
+import { API, API_GROUP, API_VERSION } from '../../services/common/config/schema.ts';
+import { type ControlPlane, startControlPlane } from '../helpers/envtest.ts';
+import { createNamespace, installCrds } from '../helpers/operator.ts';
+
+const NS = 'crd-validation';
+
+describe('the generated CRDs on a real kube-apiserver', () => {
+  let cp: ControlPlane;
+  let api: CustomObjectsApi;
+  before(async () => {
+    cp = await startControlPlane();
+    await installCrds(cp.kubeConfig);
+    await createNamespace(cp.kubeConfig, NS);
+    api = cp.kubeConfig.makeApiClient(CustomObjectsApi);
+  });
+  after(async () => {
+    await cp?.stop();
+  });
+
+  /** Creates like `kubectl apply --validate=strict`: unknown fields are an error, not silently pruned. */
+  const create = (kind: 'MailDomain' | 'RelayPolicy', name: string, spec: unknown) =>
+    api.createNamespacedCustomObject({
+      group: API_GROUP,
+      version: API_VERSION,
+      namespace: NS,
+      plural: kind === 'MailDomain' ? 'maildomains' : 'relaypolicies',
+      body: { apiVersion: API, kind, metadata: { name }, spec },
+      fieldValidation: 'Strict',
+    });
+
+  const refused = async (promise: Promise<unknown>, pattern: RegExp) => {
+    const err = await promise.then(
+      () => assert.fail('the API server accepted an invalid resource'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof ApiException, String(err));
+    assert.ok([400, 422].includes(err.code), `status ${err.code}`);
+    assert.match(String(err.body), pattern);
+  };
+
+  it('accepts a valid MailDomain and a valid RelayPolicy', async () => {
+    await create('MailDomain', 'good', {
+      domain: 'example.org',
+      inbound: { enabled: true, deliverTo: { host: 'store.mail.svc', port: 24, protocol: 'lmtp' } },
+      outbound: { dkim: { selector: 'mail' } },
+    });
+    await create('RelayPolicy', 'good', {
+      clients: { networks: ['10.0.0.0/8', '2001:db8::/32'] },
+      senders: { domains: ['example.org'] },
+      delivery: { pool: 'bulk', retry: { schedule: ['5m', '1h'], maxLifetime: '5d' } },
+    });
+  });
+
+  it('refuses an invalid domain name', async () => {
+    await refused(create('MailDomain', 'bad-domain', { domain: 'not a domain!' }), /spec\.domain/);
+    await refused(create('MailDomain', 'upper-domain', { domain: '-bad-.example' }), /spec\.domain/);
+  });
+
+  it('refuses a network that is not a CIDR (CEL isCIDR)', async () => {
+    await refused(
+      create('RelayPolicy', 'bad-cidr', { clients: { networks: ['10.0.0.0/33'] } }),
+      /every network must be a CIDR/,
+    );
+    await refused(
+      create('RelayPolicy', 'bad-cidr2', { clients: { networks: ['10.1.2.3'] } }),
+      /every network must be a CIDR/,
+    );
+  });
+
+  it('refuses a port out of range', async () => {
+    await refused(
+      create('MailDomain', 'bad-port', {
+        domain: 'example.net',
+        inbound: { enabled: true, deliverTo: { host: 'store', port: 70000 } },
+      }),
+      /port/,
+    );
+  });
+
+  it('refuses a malformed duration', async () => {
+    await refused(
+      create('RelayPolicy', 'bad-duration', {
+        clients: { networks: ['10.0.0.0/8'] },
+        delivery: { retry: { schedule: ['5 minutes'] } },
+      }),
+      /schedule/,
+    );
+  });
+
+  it('refuses an unknown field with strict field validation', async () => {
+    await refused(create('MailDomain', 'unknown-field', { domain: 'example.com', colour: 'blue' }), /colour/);
+  });
+
+  it('refuses what only CEL can say: clients without networks or users, inbound without a target', async () => {
+    await refused(create('RelayPolicy', 'no-clients', { clients: {} }), /networks or authSecretRef/);
+    await refused(
+      create('MailDomain', 'no-target', { domain: 'example.com', inbound: { enabled: true } }),
+      /deliverTo is required/,
+    );
+  });
+
+  it('refuses an unknown enum value', async () => {
+    await refused(
+      create('RelayPolicy', 'bad-tls', { clients: { networks: ['10.0.0.0/8'] }, delivery: { tls: 'maybe' } }),
+      /tls/,
+    );
+  });
+});
