@@ -1,0 +1,64 @@
+/**
+ * e2e helper: the whole of Postern in local mode (real nats-server + ingress, queue and delivery processes),
+ * started from a config text exactly like `postern local --config FILE`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type LocalHandle, startLocal } from '../../services/local/local-mode.ts';
+import { freePort } from '../../services/local/nats-server.ts';
+
+export interface TestPostern extends LocalHandle {
+  dataDir: string;
+  /** Service log lines, for diagnosing a failing test. */
+  logs: string[];
+  cleanup(): Promise<void>;
+}
+
+export async function startPostern(opts: {
+  config: string;
+  env?: Record<string, string>;
+  deliveryProcesses?: number;
+}): Promise<TestPostern> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'postern-e2e-'));
+  const logs: string[] = [];
+  const handle = await startLocal({
+    configText: opts.config,
+    dataDir,
+    smtpPort: await freePort(),
+    submissionPort: await freePort(),
+    env: { LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info', ...opts.env },
+    ...(opts.deliveryProcesses ? { deliveryProcesses: opts.deliveryProcesses } : {}),
+    onLine: (name, line) => {
+      logs.push(`${name}: ${line}`);
+      if (logs.length > 5000) logs.shift();
+      if (process.env['POSTERN_TEST_LOGS']) process.stderr.write(`${name}: ${line}\n`);
+    },
+  });
+  return {
+    ...handle,
+    dataDir,
+    logs,
+    async cleanup() {
+      await handle.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls `check` until it returns a truthy value or the deadline passes (conditions, never timings). */
+export type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
+
+export async function eventually<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs = 60_000,
+): Promise<Truthy<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as Truthy<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
