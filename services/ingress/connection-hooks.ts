@@ -1,0 +1,82 @@
+/**
+ * Per-connection adjustments to smtp-server, installed when the server registers a new connection.
+ * Why hooks: smtp-server derives the enhanced status code of an application error from the reply code alone
+ * (550 → 5.1.1, 554 → 5.6.0, …), has a fixed VRFY text, no EXPN, and silently strips source routes
+ * (RFC 5321 Appendix C). We need exact codes (replies.ts) and to refuse routes, without patching the
+ * library's prototype for everyone.
+ */
+import type { SMTPServer } from 'smtp-server';
+import { hasSourceRoute } from './address-syntax.ts';
+import { ENHANCED_PREFIX, REPLIES, replyText, type SmtpReply } from './replies.ts';
+
+type Callback = () => void;
+type Handler = (command: Buffer, callback: Callback) => void;
+
+/** The parts of smtp-server's SMTPConnection we hook (public methods of the class). */
+interface HookableConnection {
+  send(code: number, data?: string | string[] | null, context?: string | false): void;
+  handler_MAIL: Handler;
+  handler_RCPT: Handler;
+  handler_VRFY: Handler;
+  handler_EXPN?: Handler;
+}
+
+export interface ConnectionHookEvents {
+  /** A connection opened (before the greeting) or closed: drives the sessions gauge. */
+  opened(): void;
+  closed(): void;
+  /** A command refused by a hook (metric reason label). */
+  refused(reason: string): void;
+}
+
+function sendReply(conn: HookableConnection, r: SmtpReply): void {
+  conn.send(r.code, replyText(r));
+}
+
+function hook(conn: HookableConnection, events: ConnectionHookEvents): void {
+  const send = conn.send.bind(conn);
+  // A text that already starts with its enhanced code is sent as is (context false = no derived code).
+  conn.send = (code, data, context) =>
+    typeof data === 'string' && code >= 200 && ENHANCED_PREFIX.test(data)
+      ? send(code, data, false)
+      : send(code, data, context);
+
+  conn.handler_VRFY = (command, callback) => {
+    if (!command.toString().trim().split(/\s+/)[1]) conn.send(501, '5.5.4 Syntax: VRFY address');
+    else sendReply(conn, REPLIES.vrfy);
+    callback();
+  };
+  conn.handler_EXPN = (_command, callback) => {
+    sendReply(conn, REPLIES.expn);
+    callback();
+  };
+
+  const routed = (original: Handler, refusal: SmtpReply): Handler =>
+    function (this: unknown, command, callback) {
+      if (!hasSourceRoute(command.toString())) return original.call(this, command, callback);
+      events.refused('source-route');
+      conn.send(refusal.code, `${refusal.enhanced} Source routes are not accepted`);
+      callback();
+    };
+  conn.handler_MAIL = routed(conn.handler_MAIL, REPLIES.badSender);
+  conn.handler_RCPT = routed(conn.handler_RCPT, REPLIES.badRecipient);
+}
+
+/** Replaces the server's connection set with one that hooks each connection as it is registered. */
+export function installConnectionHooks(server: SMTPServer, events: ConnectionHookEvents): void {
+  class HookedSet extends Set<unknown> {
+    override add(conn: unknown): this {
+      if (!this.has(conn)) {
+        hook(conn as HookableConnection, events);
+        events.opened();
+      }
+      return super.add(conn);
+    }
+    override delete(conn: unknown): boolean {
+      const removed = super.delete(conn);
+      if (removed) events.closed();
+      return removed;
+    }
+  }
+  (server as unknown as { connections: Set<unknown> }).connections = new HookedSet(server.connections);
+}

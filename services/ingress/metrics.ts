@@ -1,0 +1,40 @@
+/** Ingress metrics; names and labels are fixed by the dashboards (docs/brief "Metric names"). */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export interface IngressMetrics {
+  sessionsActive: Gauge<'listener'>;
+  messagesReceived: Counter<'listener' | 'result'>;
+  rejections: Counter<'listener' | 'reason'>;
+  /** End of DATA → 250 (body store + PubAck). */
+  acceptDuration: Histogram<'listener'>;
+}
+
+export function createIngressMetrics(registry: Registry): IngressMetrics {
+  return {
+    sessionsActive: new Gauge({
+      name: 'postern_smtp_sessions_active',
+      help: 'Open SMTP sessions',
+      labelNames: ['listener'],
+      registers: [registry],
+    }),
+    messagesReceived: new Counter({
+      name: 'postern_messages_received_total',
+      help: 'Messages at end of DATA by result (accepted = 250 after PubAck)',
+      labelNames: ['listener', 'result'],
+      registers: [registry],
+    }),
+    rejections: new Counter({
+      name: 'postern_smtp_rejections_total',
+      help: 'SMTP commands refused by policy, by reason',
+      labelNames: ['listener', 'reason'],
+      registers: [registry],
+    }),
+    acceptDuration: new Histogram({
+      name: 'postern_accept_duration_seconds',
+      help: 'Time from end of DATA to the 250 reply (body store + JetStream PubAck)',
+      labelNames: ['listener'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * The RCPT TO decision (pure: config snapshot + session facts in, verdict out). DESIGN §2:
+ * inbound MailDomain → accept (550 5.1.1 for unlisted users when the domain lists recipients); any other domain →
+ * relay only for a client a RelayPolicy allows (listed network or authenticated user, TLS when required, allowed
+ * sender domain); everyone else gets 554 5.7.1. Never an open relay.
+ */
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { ConfigSnapshot, DomainConfig, PolicyConfig } from '../common/config/resolved.ts';
+import { checkMailbox, domainOf } from './address-syntax.ts';
+import { REPLIES, type SmtpReply } from './replies.ts';
+
+/** What the session knows about its client. */
+export interface ClientIdentity {
+  /** Remote IP address (IPv4, IPv6 or IPv4-mapped IPv6). */
+  address: string;
+  /** Authenticated user name, if any. */
+  user?: string;
+  /** Keys of the policies whose user list verified the password at AUTH. */
+  authPolicies?: string[];
+  tls: boolean;
+}
+
+export interface RecipientRequest {
+  recipient: string;
+  /** Envelope sender, '' for `<>`. */
+  sender: string;
+  client: ClientIdentity;
+  snapshot: ConfigSnapshot;
+  /** Recipients already accepted in this transaction. */
+  acceptedSoFar: number;
+  /** Messages this client had accepted during the last minute (see rate-limit.ts). */
+  recentMessages: number;
+}
+
+export type RecipientDecision =
+  | { accept: true; kind: 'inbound'; domain: string }
+  | { accept: true; kind: 'relay'; policy: string }
+  | { accept: false; reply: SmtpReply; reason: string };
+
+const blockLists = new WeakMap<PolicyConfig, BlockList>();
+
+/** The policy's networks as a BlockList; snapshots are replaced, never mutated, so caching per object is safe. */
+function networksOf(policy: PolicyConfig): BlockList {
+  let list = blockLists.get(policy);
+  if (!list) {
+    list = new BlockList();
+    for (const cidr of policy.networks) {
+      const [net = '', prefix] = cidr.split('/');
+      const type = isIPv4(net) ? 'ipv4' : isIPv6(net) ? 'ipv6' : undefined;
+      if (!type) continue; // validate.ts refuses these before they reach KV; never widen on bad input
+      list.addSubnet(net, prefix === undefined ? (type === 'ipv4' ? 32 : 128) : Number(prefix), type);
+    }
+    blockLists.set(policy, list);
+  }
+  return list;
+}
+
+/** Normalises `::ffff:10.0.0.1` (IPv4 on a dual-stack socket) to `10.0.0.1`. */
+function plainAddress(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped?.[1] ?? address;
+}
+
+/** True when the client is one of the policy's clients: in a listed network or authenticated against it. */
+export function clientMatches(key: string, policy: PolicyConfig, client: ClientIdentity): boolean {
+  const ip = plainAddress(client.address);
+  const type = isIPv4(ip) ? 'ipv4' : isIPv6(ip) ? 'ipv6' : undefined;
+  if (type && networksOf(policy).check(ip, type)) return true;
+  return (
+    client.user !== undefined &&
+    (client.authPolicies ?? []).includes(key) &&
+    policy.users.some((u) => u.name === client.user)
+  );
+}
+
+/** Policies sorted by key, so "first match" is deterministic across replicas. */
+function sortedPolicies(snapshot: ConfigSnapshot): [string, PolicyConfig][] {
+  return [...snapshot.policies.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The first policy (by key) the client belongs to: its limits apply to the client's messages. */
+export function clientPolicy(
+  client: ClientIdentity,
+  snapshot: ConfigSnapshot,
+): { key: string; policy: PolicyConfig } | undefined {
+  for (const [key, policy] of sortedPolicies(snapshot)) {
+    if (clientMatches(key, policy, client)) return { key, policy };
+  }
+  return undefined;
+}
+
+/** Effective size limit: the global maximum, lowered by the client's policy. */
+export function sizeLimitFor(client: ClientIdentity, snapshot: ConfigSnapshot, globalMax: number): number {
+  const own = clientPolicy(client, snapshot)?.policy.limits.messageSize;
+  return own !== undefined && own > 0 ? Math.min(own, globalMax) : globalMax;
+}
+
+function senderAllowed(policy: PolicyConfig, sender: string): boolean {
+  if (!policy.senderDomains) return true;
+  // A null sender has no domain to check; a policy that restricts senders does not relay bounces.
+  const domain = domainOf(sender);
+  if (!domain) return false;
+  return policy.senderDomains.some((d) => {
+    const allowed = d.toLowerCase();
+    return allowed.startsWith('*.') ? domain.endsWith(allowed.slice(1)) : domain === allowed;
+  });
+}
+
+/** `*` matches any run of characters; everything else is literal. */
+function globMatches(pattern: string, text: string): boolean {
+  const re = pattern
+    .split('*')
+    .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${re}$`, 'u').test(text);
+}
+
+/** Inbound domain whose recipient list (if any) admits the address. */
+function inboundAccepts(domain: DomainConfig, local: string, address: string): boolean {
+  const list = domain.inbound?.recipients;
+  if (!list) return true;
+  return list.some((entry) => {
+    const p = entry.toLowerCase();
+    return p.includes('@') ? globMatches(p, address) : globMatches(p, local);
+  });
+}
+
+function inboundDomain(snapshot: ConfigSnapshot, domain: string): DomainConfig | undefined {
+  const d = snapshot.domains.get(domain);
+  return d?.inbound && d.inbound.enabled !== false ? d : undefined;
+}
+
+const refuse = (reply: SmtpReply, reason: string): RecipientDecision => ({ accept: false, reply, reason });
+
+/** Decides one RCPT TO. Order: syntax → client limits → inbound domain → relay policy → deny. */
+export function decideRecipient(req: RecipientRequest): RecipientDecision {
+  const syntax = checkMailbox(req.recipient);
+  if (!syntax.ok) return refuse(REPLIES.badRecipient, syntax.reason);
+  const own = clientPolicy(req.client, req.snapshot)?.policy.limits;
+  if (own?.recipientsPerMessage !== undefined && req.acceptedSoFar >= own.recipientsPerMessage) {
+    return refuse(REPLIES.tooManyRecipients, 'recipientsPerMessage');
+  }
+  if (own?.messagesPerMinute !== undefined && req.recentMessages >= own.messagesPerMinute) {
+    return refuse(REPLIES.rateLimited, 'messagesPerMinute');
+  }
+
+  const address = `${syntax.local.toLowerCase()}@${syntax.domain}`;
+  const inbound = inboundDomain(req.snapshot, syntax.domain);
+  if (inbound) {
+    return inboundAccepts(inbound, syntax.local.toLowerCase(), address)
+      ? { accept: true, kind: 'inbound', domain: syntax.domain }
+      : refuse(REPLIES.unknownUser, 'unknown user');
+  }
+
+  let reason = 'client not allowed to relay';
+  for (const [key, policy] of sortedPolicies(req.snapshot)) {
+    if (!clientMatches(key, policy, req.client)) continue;
+    if (policy.requireTLS && !req.client.tls) {
+      reason = 'policy requires TLS';
+      continue;
+    }
+    if (!senderAllowed(policy, req.sender)) {
+      reason = 'sender domain not allowed';
+      continue;
+    }
+    return { accept: true, kind: 'relay', policy: key };
+  }
+  return refuse(REPLIES.relayDenied, reason);
+}

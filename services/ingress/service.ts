@@ -1,0 +1,77 @@
+/**
+ * The ingress service: one SMTP server per configured listener, sharing the live config, the JetStream
+ * submitter, the metrics and the per-client rate window.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Registry } from 'prom-client';
+import type { SMTPServer } from 'smtp-server';
+import type { ConfigStore } from '../common/config/store.ts';
+import type { Logger } from '../common/telemetry.ts';
+import { createIngressMetrics } from './metrics.ts';
+import { RateWindow } from './rate-limit.ts';
+import type { IngressSettings, ListenerMode } from './settings.ts';
+import { createSmtpListener } from './smtp-listener.ts';
+import { createSubmitter } from './submit.ts';
+
+export interface IngressOptions {
+  nc: NatsConnection;
+  /** Already started (initial KV content loaded). */
+  config: ConfigStore;
+  logger: Logger;
+  registry: Registry;
+  settings: IngressSettings;
+}
+
+export interface BoundListener {
+  name: string;
+  mode: ListenerMode;
+  host: string;
+  /** The bound port (useful when settings asked for port 0). */
+  port: number;
+}
+
+export interface Ingress {
+  listeners: BoundListener[];
+  /** Stops accepting, lets open sessions finish (421 after 10 s), resolves when all are closed. */
+  close(): Promise<void>;
+}
+
+function listen(server: SMTPServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const net = server.listen(port, host, () => {
+      net.off('error', reject);
+      resolve((net.address() as { port: number }).port);
+    });
+    net.once('error', reject);
+  });
+}
+
+/** Starts every listener; rejects (closing those already started) if one cannot bind. */
+export async function startIngress(opts: IngressOptions): Promise<Ingress> {
+  const { nc, config, logger, registry, settings } = opts;
+  const metrics = createIngressMetrics(registry);
+  const rates = new RateWindow();
+  const sweep = setInterval(() => rates.sweep(), 60_000);
+  sweep.unref();
+  const submitter = createSubmitter(nc, {
+    timeoutMs: settings.publishTimeoutMs,
+    inlineBodyMax: settings.inlineBodyMax,
+    onCleanupError: (msgId, err) => logger.warn({ msgId, err: err.message }, 'could not delete orphan body'),
+  });
+  const started: { server: SMTPServer; bound: BoundListener }[] = [];
+  const close = async () => {
+    clearInterval(sweep);
+    await Promise.all(started.map(({ server }) => new Promise<void>((res) => server.close(() => res()))));
+  };
+  try {
+    for (const l of settings.listeners) {
+      const server = createSmtpListener(l, { settings, config, submitter, metrics, rates, logger });
+      const port = await listen(server, l.host, l.port);
+      started.push({ server, bound: { name: l.name, mode: l.mode, host: l.host, port } });
+    }
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { listeners: started.map((s) => s.bound), close };
+}

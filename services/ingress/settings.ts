@@ -1,0 +1,93 @@
+/** Ingress settings from the environment (local mode and the chart set these; see docs/ingress.md). */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+
+export type ListenerMode = 'relay' | 'submission' | 'smtps';
+
+export interface ListenerSettings {
+  /** Metric label and log field. */
+  name: string;
+  host: string;
+  port: number;
+  /** relay: MX / relay port (AUTH optional); submission: AUTH required; smtps: implicit TLS + AUTH required. */
+  mode: ListenerMode;
+  /** Allow AUTH without TLS (local testing only). */
+  insecureAuth?: boolean;
+  /** Expect a PROXY protocol v1 header from the load balancer. */
+  proxyProtocol?: boolean;
+}
+
+export interface IngressSettings {
+  listeners: ListenerSettings[];
+  /** PEM certificate chain and key: STARTTLS is offered when set, smtps listeners need it. */
+  tls?: { cert: Buffer; key: Buffer };
+  /** Name in the banner and the Received header. */
+  hostname: string;
+  /** Global message size limit in bytes (RFC 1870 SIZE). */
+  maxMessageSize: number;
+  /** How long to wait for a JetStream PubAck before answering 451. */
+  publishTimeoutMs: number;
+  /** Bodies up to this many bytes travel inline in the Envelope; larger ones go to the object store. */
+  inlineBodyMax: number;
+}
+
+export const DEFAULT_LISTENERS: ListenerSettings[] = [
+  { name: 'mx', host: '127.0.0.1', port: 2525, mode: 'relay' },
+  { name: 'submission', host: '127.0.0.1', port: 2587, mode: 'submission' },
+];
+
+const MODES: ListenerMode[] = ['relay', 'submission', 'smtps'];
+
+function parseListeners(text: string): ListenerSettings[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`POSTERN_INGRESS_LISTENERS is not JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(raw) || raw.length === 0)
+    throw new Error('POSTERN_INGRESS_LISTENERS must be a non-empty array');
+  return raw.map((l: Partial<ListenerSettings>, i) => {
+    if (!l || typeof l.name !== 'string' || typeof l.host !== 'string' || !Number.isInteger(l.port)) {
+      throw new Error(`POSTERN_INGRESS_LISTENERS[${i}] needs name, host and an integer port`);
+    }
+    if (!MODES.includes(l.mode as ListenerMode)) {
+      throw new Error(`POSTERN_INGRESS_LISTENERS[${i}].mode must be one of ${MODES.join(', ')}`);
+    }
+    return {
+      name: l.name,
+      host: l.host,
+      port: l.port as number,
+      mode: l.mode as ListenerMode,
+      insecureAuth: l.insecureAuth === true,
+      proxyProtocol: l.proxyProtocol === true,
+    };
+  });
+}
+
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${text}"`);
+  return n;
+}
+
+/** Reads and validates the ingress settings; throws a clear error naming the bad variable. */
+export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): IngressSettings {
+  const certPath = env['POSTERN_TLS_CERT'];
+  const keyPath = env['POSTERN_TLS_KEY'];
+  if (Boolean(certPath) !== Boolean(keyPath))
+    throw new Error('set both POSTERN_TLS_CERT and POSTERN_TLS_KEY, or neither');
+  const settings: IngressSettings = {
+    listeners: env['POSTERN_INGRESS_LISTENERS']
+      ? parseListeners(env['POSTERN_INGRESS_LISTENERS'])
+      : DEFAULT_LISTENERS,
+    hostname: env['POSTERN_HOSTNAME'] || hostname(),
+    maxMessageSize: positiveInt(env, 'POSTERN_MAX_MESSAGE_SIZE', 25 * 1024 * 1024),
+    publishTimeoutMs: positiveInt(env, 'POSTERN_PUBLISH_TIMEOUT_MS', 5000),
+    inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 256 * 1024),
+  };
+  if (certPath && keyPath) settings.tls = { cert: readFileSync(certPath), key: readFileSync(keyPath) };
+  return settings;
+}

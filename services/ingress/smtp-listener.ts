@@ -1,0 +1,274 @@
+/**
+ * One SMTP listener: smtp-server configured for its mode, with one handler per SMTP verb (AUTH, MAIL, RCPT,
+ * DATA). Policy lives in recipient-policy.ts, the hand-off to JetStream in submit.ts; this file wires them to
+ * the protocol and owns the replies.
+ */
+import { performance } from 'node:perf_hooks';
+import { SMTPServer, type SMTPServerEnvelope, type SMTPServerSession } from 'smtp-server';
+import { verifyPassword } from '../common/config/password.ts';
+import type { ConfigStore } from '../common/config/store.ts';
+import type { Logger } from '../common/telemetry.ts';
+import { checkMailbox } from './address-syntax.ts';
+import { installConnectionHooks } from './connection-hooks.ts';
+import { LineEndingGuard } from './line-ending-guard.ts';
+import { newMessageId } from './message-id.ts';
+import type { IngressMetrics } from './metrics.ts';
+import type { RateWindow } from './rate-limit.ts';
+import { receivedHeader } from './received-header.ts';
+import { type ClientIdentity, decideRecipient, sizeLimitFor } from './recipient-policy.ts';
+import { REPLIES, replyText, type SmtpReply, smtpError } from './replies.ts';
+import type { IngressSettings, ListenerSettings } from './settings.ts';
+import type { Submitter } from './submit.ts';
+
+export interface ListenerDeps {
+  settings: IngressSettings;
+  config: ConfigStore;
+  submitter: Submitter;
+  metrics: IngressMetrics;
+  rates: RateWindow;
+  logger: Logger;
+}
+
+/** What onAuth stores as `session.user`: the name and the policies whose user list verified the password. */
+interface AuthedUser {
+  name: string;
+  policies: string[];
+}
+
+/** Per-transaction state; smtp-server creates a new envelope object for every transaction. */
+interface Transaction {
+  /** First RelayPolicy that allowed relaying a recipient (Envelope.policy). */
+  policy?: string;
+}
+
+/** Low-cardinality reason labels for postern_smtp_rejections_total. */
+const REASONS = new Map<SmtpReply, string>([
+  [REPLIES.badSender, 'sender-syntax'],
+  [REPLIES.badRecipient, 'recipient-syntax'],
+  [REPLIES.unknownUser, 'unknown-user'],
+  [REPLIES.relayDenied, 'relay-denied'],
+  [REPLIES.tooManyRecipients, 'too-many-recipients'],
+  [REPLIES.rateLimited, 'rate-limit'],
+  [REPLIES.tooBig, 'size'],
+  [REPLIES.bareLineEnding, 'bare-line-ending'],
+  [REPLIES.authRequired, 'auth-required'],
+  [REPLIES.authFailed, 'auth-failed'],
+]);
+
+function identity(session: SMTPServerSession): ClientIdentity {
+  const user = session.user as AuthedUser | undefined;
+  return {
+    address: session.remoteAddress,
+    ...(user ? { user: user.name, authPolicies: user.policies } : {}),
+    tls: session.secure,
+  };
+}
+
+/** Rate-limit key: the authenticated user, else the client address. */
+function rateKey(session: SMTPServerSession): string {
+  const user = session.user as AuthedUser | undefined;
+  return user ? `user:${user.name}` : `ip:${session.remoteAddress}`;
+}
+
+/** Commands switched off: no STARTTLS without a certificate; no AUTH in clear text unless insecureAuth. */
+function disabledCommands(listener: ListenerSettings, hasCert: boolean): string[] {
+  if (hasCert || listener.mode === 'smtps') return [];
+  return listener.insecureAuth ? ['STARTTLS'] : ['STARTTLS', 'AUTH'];
+}
+
+/** Creates (does not start) the SMTP server for one listener. */
+export function createSmtpListener(listener: ListenerSettings, deps: ListenerDeps): SMTPServer {
+  const { settings, config, submitter, metrics, rates, logger } = deps;
+  const label = { listener: listener.name };
+  const log = logger.child({ listener: listener.name });
+  const transactions = new WeakMap<SMTPServerEnvelope, Transaction>();
+  const tx = (session: SMTPServerSession) => {
+    let t = transactions.get(session.envelope);
+    if (!t) {
+      t = {};
+      transactions.set(session.envelope, t);
+    }
+    return t;
+  };
+  const refuse = (reply: SmtpReply, session: SMTPServerSession, fields: Record<string, unknown> = {}) => {
+    metrics.rejections.inc({ ...label, reason: REASONS.get(reply) ?? 'other' });
+    log.info(
+      { client: session.remoteAddress, reply: `${reply.code} ${reply.enhanced}`, ...fields },
+      'refused',
+    );
+    return smtpError(reply);
+  };
+  if (listener.mode === 'smtps' && !settings.tls) {
+    throw new Error(`listener ${listener.name}: mode smtps needs POSTERN_TLS_CERT and POSTERN_TLS_KEY`);
+  }
+
+  const server = new SMTPServer({
+    name: settings.hostname,
+    banner: 'Postern',
+    secure: listener.mode === 'smtps',
+    ...(settings.tls ? { key: settings.tls.key, cert: settings.tls.cert } : {}),
+    size: settings.maxMessageSize,
+    hideENHANCEDSTATUSCODES: false,
+    authMethods: ['PLAIN', 'LOGIN'],
+    // RFC 6409 §4.3: submission may require authentication; the MX port must not.
+    authOptional: listener.mode === 'relay',
+    authRequiredMessage: replyText(REPLIES.authRequired),
+    allowInsecureAuth: listener.insecureAuth === true,
+    disabledCommands: disabledCommands(listener, Boolean(settings.tls)),
+    useProxy: listener.proxyProtocol === true,
+    // The Received header records the IP; a PTR lookup per connection only adds latency.
+    disableReverseLookup: true,
+    // On close, sessions still open after this long get 421 (RFC 5321 §3.8) so shutdown is bounded.
+    closeTimeout: 10_000,
+    logger: false,
+
+    onAuth(auth, session, callback) {
+      const name = auth.username ?? '';
+      const password = auth.password ?? '';
+      const policies: string[] = [];
+      for (const [key, policy] of [...config.snapshot().policies.entries()].sort(([a], [b]) =>
+        a < b ? -1 : 1,
+      )) {
+        const user = policy.users.find((u) => u.name === name);
+        try {
+          if (user && verifyPassword(password, user.hash)) policies.push(key);
+        } catch (err) {
+          log.warn({ policy: key, user: name, err: (err as Error).message }, 'unreadable password hash');
+        }
+      }
+      if (policies.length === 0) return callback(refuse(REPLIES.authFailed, session, { user: name }));
+      log.info({ client: session.remoteAddress, user: name }, 'authenticated');
+      callback(null, { user: { name, policies } satisfies AuthedUser });
+    },
+
+    onMailFrom(address, session, callback) {
+      // Defence in depth: smtp-server already answers 530 here unless AUTH is unavailable on this listener.
+      if (listener.mode !== 'relay' && !session.user) return callback(refuse(REPLIES.authRequired, session));
+      if (address.address !== '' && !checkMailbox(address.address).ok) {
+        return callback(refuse(REPLIES.badSender, session, { from: address.address }));
+      }
+      const declared = address.args ? Number(address.args['SIZE']) : Number.NaN;
+      const limit = sizeLimitFor(identity(session), config.snapshot(), settings.maxMessageSize);
+      if (declared > limit) return callback(refuse(REPLIES.tooBig, session, { declared, limit }));
+      callback();
+    },
+
+    onRcptTo(address, session, callback) {
+      const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+      const decision = decideRecipient({
+        recipient: address.address,
+        sender: from,
+        client: identity(session),
+        snapshot: config.snapshot(),
+        acceptedSoFar: session.envelope.rcptTo.length,
+        recentMessages: rates.count(rateKey(session)),
+      });
+      if (!decision.accept) {
+        return callback(refuse(decision.reply, session, { from, to: address.address, why: decision.reason }));
+      }
+      if (decision.kind === 'relay') tx(session).policy ??= decision.policy;
+      callback();
+    },
+
+    onData(stream, session, callback) {
+      const limit = sizeLimitFor(identity(session), config.snapshot(), settings.maxMessageSize);
+      const guard = new LineEndingGuard();
+      const chunks: Buffer[] = [];
+      let received = 0;
+      let answered = false;
+      const answer: typeof callback = (err, msg) => {
+        if (answered) return;
+        answered = true;
+        callback(err, msg);
+      };
+      stream.on('data', (chunk: Buffer) => {
+        guard.feed(chunk);
+        received += chunk.length;
+        // Past the limit we keep reading (to reach the end of DATA) but stop buffering.
+        if (received <= limit) chunks.push(chunk);
+      });
+      stream.once('error', (err) => {
+        log.warn({ client: session.remoteAddress, err: err.message }, 'DATA stream failed');
+        metrics.messagesReceived.inc({ ...label, result: 'tempfail' });
+        answer(smtpError(REPLIES.tempFail));
+      });
+      stream.once('end', () => {
+        if (received > limit || stream.sizeExceeded) {
+          metrics.messagesReceived.inc({ ...label, result: 'rejected' });
+          return answer(refuse(REPLIES.tooBig, session, { size: received, limit }));
+        }
+        if (!guard.clean()) {
+          metrics.messagesReceived.inc({ ...label, result: 'rejected' });
+          return answer(refuse(REPLIES.bareLineEnding, session));
+        }
+        void accept(session, chunks, answer);
+      });
+    },
+  });
+  installConnectionHooks(server, {
+    opened: () => metrics.sessionsActive.inc(label),
+    closed: () => metrics.sessionsActive.dec(label),
+    refused: (reason) => metrics.rejections.inc({ ...label, reason }),
+  });
+  server.on('error', (err) => log.warn({ err: err.message }, 'SMTP connection error'));
+
+  /** End of DATA: trace header, durable hand-off, then 250 — or 451 when JetStream did not acknowledge. */
+  async function accept(
+    session: SMTPServerSession,
+    chunks: Buffer[],
+    callback: (err?: Error | null, msg?: string) => void,
+  ) {
+    const started = performance.now();
+    const id = newMessageId();
+    const envelope = session.envelope;
+    const to = envelope.rcptTo.map((r) => r.address);
+    const from = envelope.mailFrom ? envelope.mailFrom.address : '';
+    const user = session.user as AuthedUser | undefined;
+    const header = receivedHeader({
+      helo: session.hostNameAppearsAs,
+      clientAddress: session.remoteAddress,
+      hostname: settings.hostname,
+      id,
+      protocol: session.transmissionType,
+      ...(session.tlsOptions
+        ? { tls: { version: session.tlsOptions.version, cipher: session.tlsOptions.name } }
+        : {}),
+      ...(to.length === 1 ? { recipient: to[0] } : {}),
+      date: new Date(),
+    });
+    const body = Buffer.concat([Buffer.from(header, 'utf8'), ...chunks]);
+    const policy = tx(session).policy;
+    const fields = { msgId: id, client: session.remoteAddress, from, rcpts: to.length, size: body.length };
+    try {
+      const { stored } = await submitter.submit(
+        {
+          id,
+          from,
+          to,
+          receivedAt: new Date().toISOString(),
+          ...(policy ? { policy } : {}),
+          client: {
+            address: session.remoteAddress,
+            helo: session.hostNameAppearsAs || '',
+            ...(user ? { user: user.name } : {}),
+            tls: session.secure,
+          },
+          kind: 'mail',
+          ...(envelope.smtpUtf8 ? { smtputf8: true } : {}),
+        },
+        body,
+      );
+      rates.record(rateKey(session));
+      metrics.messagesReceived.inc({ ...label, result: 'accepted' });
+      metrics.acceptDuration.observe(label, (performance.now() - started) / 1000);
+      log.info({ ...fields, stored, policy }, 'queued');
+      callback(null, replyText(REPLIES.queued(id)));
+    } catch (err) {
+      metrics.messagesReceived.inc({ ...label, result: 'tempfail' });
+      log.warn({ ...fields, err: (err as Error).message }, 'not queued, answered 451');
+      callback(smtpError(REPLIES.tempFail));
+    }
+  }
+
+  return server;
+}
