@@ -1,0 +1,78 @@
+/**
+ * A durable pull consumer processed by a bounded pool of concurrent handlers. The message is acked only after
+ * its handler resolved (i.e. after the handler's own publishes were acknowledged); a failing handler naks
+ * with a delay so the message returns later; input that can never be processed is terminated with a log line.
+ */
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { Logger } from '../common/telemetry.ts';
+
+/** Thrown by a parser: the message is malformed, retrying cannot help. */
+export class PoisonMessageError extends Error {}
+
+export interface ConsumerOptions<T> {
+  js: JetStreamClient;
+  stream: string;
+  durable: string;
+  log: Logger;
+  /** Pull batch size (messages buffered client-side). */
+  maxMessages: number;
+  /** Handlers running at once. */
+  concurrency: number;
+  /** Delay before a failed message is redelivered. */
+  retryDelayMs: number;
+  parse: (data: string) => T;
+  /** An id for log lines (the message id). */
+  idOf: (item: T) => string;
+  handle: (item: T) => Promise<void>;
+}
+
+export interface RunningConsumer {
+  /** Stops pulling, waits for in-flight handlers. */
+  stop(): Promise<void>;
+}
+
+export async function runConsumer<T>(opts: ConsumerOptions<T>): Promise<RunningConsumer> {
+  const consumer = await opts.js.consumers.get(opts.stream, opts.durable);
+  const messages = await consumer.consume({ max_messages: opts.maxMessages });
+  const inflight = new Set<Promise<void>>();
+
+  const process = async (m: JsMsg) => {
+    let item: T;
+    try {
+      item = opts.parse(m.string());
+    } catch (err) {
+      opts.log.error(
+        { stream: opts.stream, seq: m.seq, err: (err as Error).message },
+        'malformed message terminated',
+      );
+      m.term(`malformed: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      await opts.handle(item);
+      m.ack();
+    } catch (err) {
+      opts.log.error(
+        { messageId: opts.idOf(item), stream: opts.stream, err: (err as Error).message },
+        'processing failed; will retry',
+      );
+      m.nak(opts.retryDelayMs);
+    }
+  };
+
+  const loop = (async () => {
+    for await (const m of messages) {
+      while (inflight.size >= opts.concurrency) await Promise.race(inflight);
+      const p: Promise<void> = process(m).finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+  })();
+
+  return {
+    async stop() {
+      await messages.close();
+      await loop.catch(() => {});
+      await Promise.all(inflight);
+    },
+  };
+}

@@ -1,0 +1,20 @@
+/** What the queue's handlers share: clients for JetStream, KV and object store, config, metrics, settings. */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import type { ObjectStore } from '@nats-io/obj';
+import type { ConfigStore } from '../common/config/store.ts';
+import type { Logger } from '../common/telemetry.ts';
+import type { QueueMetrics } from './metrics.ts';
+import type { SuppressionList } from './suppression.ts';
+
+export interface QueueContext {
+  js: JetStreamClient;
+  state: KV;
+  bodies: ObjectStore;
+  suppression: SuppressionList;
+  config: ConfigStore;
+  metrics: QueueMetrics;
+  log: Logger;
+  /** Reporting-MTA / MAILER-DAEMON host name for DSNs. */
+  hostname: string;
+}

@@ -1,0 +1,46 @@
+/**
+ * Everything the queue publishes. Each publish awaits its PubAck and carries a Nats-Msg-Id derived from the
+ * message, job and attempt, so a handler that runs again after a crash republishes the same ids and
+ * JetStream's duplicate window drops the copies (DESIGN §3 rules).
+ */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { SUBJECTS } from '../common/nats.ts';
+import type { DeliveryJob, Envelope, MailEvent } from '../common/types.ts';
+import { destinationKey } from './router.ts';
+
+/** Publishes a job for immediate delivery on OUTBOUND. */
+export async function publishJob(js: JetStreamClient, job: DeliveryJob): Promise<void> {
+  await js.publish(SUBJECTS.outbound(job.pool, destinationKey(job.route)), JSON.stringify(job), {
+    msgID: `${job.jobId}.a${job.attempt}`,
+  });
+}
+
+/**
+ * Publishes a deferred job as a JetStream message schedule (server ≥ 2.12, `Nats-Schedule: @at …`): it waits on
+ * its own `mail.sched.<pool>.<job>` subject — outside the delivery consumers' filter, so it holds no ack-pending
+ * slot — and the server republishes it onto the OUTBOUND target when due. A later publish on the same subject
+ * replaces the schedule; a due date in the past fires at once.
+ */
+export async function scheduleJob(
+  js: JetStreamClient,
+  job: DeliveryJob,
+  due: Date,
+  msgID = `${job.jobId}.a${job.attempt}`,
+): Promise<void> {
+  await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), JSON.stringify(job), {
+    msgID,
+    schedule: { specification: due, target: SUBJECTS.outbound(job.pool, destinationKey(job.route)) },
+  });
+}
+
+/** Publishes an event on EVENTS; `dedupeKey` identifies the occurrence (job + attempt). */
+export async function publishEvent(js: JetStreamClient, event: MailEvent, dedupeKey: string): Promise<void> {
+  await js.publish(SUBJECTS.event(event.kind), JSON.stringify(event), {
+    msgID: `ev.${event.kind}.${dedupeKey}`,
+  });
+}
+
+/** Submits a DSN envelope like any accepted message (shard 0). */
+export async function submitEnvelope(js: JetStreamClient, env: Envelope, msgID: string): Promise<void> {
+  await js.publish(SUBJECTS.submit(0), JSON.stringify(env), { msgID });
+}

@@ -1,0 +1,173 @@
+/**
+ * Handling one DeliveryResult from RESULTS: schedule the next attempt for deferred recipients, bounce failed
+ * and expired ones (one DSN per job attempt), feed the suppression list, emit events, then record the outcome in
+ * the message state with compare-and-set. Outputs are published BEFORE the state changes: a crash in between
+ * redelivers the result, which recomputes the same outputs (deduped by Nats-Msg-Id) and then records them. A
+ * result whose attempt no longer matches the state was already recorded and is only acknowledged.
+ */
+import type { DeliveryResult, RecipientOutcome } from '../common/types.ts';
+import { deleteBody } from './body.ts';
+import { dsnStatus, suppressionReason } from './bounce-codes.ts';
+import { sendDsn } from './bounces.ts';
+import type { QueueContext } from './context.ts';
+import type { DsnRecipient } from './dsn.ts';
+import { publishEvent, scheduleJob } from './outputs.ts';
+import { type AttemptDecision, decideAttempt } from './retry.ts';
+import {
+  type FinalResult,
+  isComplete,
+  type MessageState,
+  readState,
+  stateKey,
+  updateState,
+} from './state.ts';
+
+export function parseResult(data: string): DeliveryResult {
+  const r = JSON.parse(data) as DeliveryResult;
+  if (
+    typeof r?.job?.jobId !== 'string' ||
+    typeof r.job.messageId !== 'string' ||
+    !Array.isArray(r.outcomes)
+  ) {
+    throw new Error('not a delivery result (needs job.jobId, job.messageId, outcomes[])');
+  }
+  return r;
+}
+
+/** Deletes the body and then the state of a message whose jobs are all final (idempotent). */
+export async function finishMessage(ctx: QueueContext, key: string, state: MessageState): Promise<void> {
+  await deleteBody(ctx.bodies, state.body);
+  await ctx.state.delete(key);
+  ctx.log.info({ messageId: state.id }, 'message complete');
+}
+
+function dsnRecipients(d: AttemptDecision, attemptedAt: string): DsnRecipient[] {
+  const line = (o: RecipientOutcome, reason: 'failed' | 'expired', status: string): DsnRecipient => ({
+    recipient: o.recipient,
+    status,
+    reason,
+    diagnostic: o.response,
+    lastAttemptAt: attemptedAt,
+    ...(o.remoteMta ? { remoteMta: o.remoteMta } : {}),
+  });
+  return [
+    ...d.failed.map((o) => line(o, 'failed', dsnStatus(o.response, o.enhanced))),
+    // RFC 3463 §3.5: 4.4.7 "delivery time expired".
+    ...d.expired.map((o) => line(o, 'expired', '4.4.7')),
+  ];
+}
+
+async function publishOutcomeEvents(ctx: QueueContext, result: DeliveryResult, d: AttemptDecision) {
+  const { job } = result;
+  const groups: ['delivered' | 'bounced' | 'expired' | 'deferred', RecipientOutcome[]][] = [
+    ['delivered', d.delivered],
+    ['bounced', d.failed],
+    ['expired', d.expired],
+    ['deferred', d.next ? result.outcomes.filter((o) => d.next!.job.recipients.includes(o.recipient)) : []],
+  ];
+  await Promise.all(
+    groups
+      .filter(([, list]) => list.length > 0)
+      .map(([kind, list]) =>
+        publishEvent(
+          ctx.js,
+          {
+            kind,
+            messageId: job.messageId,
+            at: result.attemptedAt,
+            from: job.from,
+            recipients: list.map((o) => o.recipient),
+            response: list[0]!.response,
+            attempt: job.attempt,
+            pool: job.pool,
+          },
+          `${job.jobId}.${job.attempt}`,
+        ),
+      ),
+  );
+}
+
+/** Records the attempt in the state (CAS); returns the new state, or undefined when it was already recorded. */
+function recordAttempt(ctx: QueueContext, key: string, result: DeliveryResult, d: AttemptDecision) {
+  const { job } = result;
+  return updateState(ctx.state, key, (s) => {
+    const js = s.jobs[job.jobId];
+    if (!js || js.status === 'final' || js.attempt !== job.attempt) return undefined;
+    const mark = (list: RecipientOutcome[], res: FinalResult) => {
+      for (const o of list)
+        s.final[o.recipient] = { result: res, response: o.response, at: result.attemptedAt };
+    };
+    mark(d.delivered, 'delivered');
+    mark(d.failed, 'bounced');
+    mark(d.expired, 'expired');
+    if (d.next) {
+      const { body: _body, ...stored } = d.next.job;
+      s.jobs[job.jobId] = {
+        status: 'deferred',
+        attempt: d.next.job.attempt,
+        job: stored,
+        nextAttemptAt: d.next.due.toISOString(),
+        lastResponse: result.outcomes.find((o) => o.status === 'deferred')?.response ?? '',
+      };
+    } else {
+      s.jobs[job.jobId] = { ...js, status: 'final' };
+    }
+    return s;
+  });
+}
+
+export async function handleResult(ctx: QueueContext, result: DeliveryResult): Promise<void> {
+  const { job } = result;
+  const key = stateKey(job.messageId);
+  const current = await readState(ctx.state, key);
+  const js = current?.state.jobs[job.jobId];
+  if (!current || !js || js.status === 'final' || js.attempt !== job.attempt) {
+    // Already recorded (redelivery), dropped by an operator, or unknown. A complete state left behind by a
+    // crash between recording and clean-up is finished here.
+    if (current && isComplete(current.state)) await finishMessage(ctx, key, current.state);
+    ctx.log.debug(
+      { messageId: job.messageId, jobId: job.jobId, attempt: job.attempt },
+      'stale result ignored',
+    );
+    return;
+  }
+  const d = decideAttempt(result, new Date());
+  if (d.next) await scheduleJob(ctx.js, { ...d.next.job, body: current.state.body }, d.next.due);
+  const suppress = d.failed
+    .map((o) => ({ o, reason: suppressionReason(o.response, o.enhanced) }))
+    .filter((x): x is { o: RecipientOutcome; reason: string } => x.reason !== undefined);
+  await Promise.all(suppress.map(({ o, reason }) => ctx.suppression.add(o.recipient, reason, o.response)));
+  const dsnSent = await sendDsn(
+    ctx,
+    current.state,
+    job.jobId,
+    job.attempt,
+    dsnRecipients(d, result.attemptedAt),
+  );
+  await publishOutcomeEvents(ctx, result, d);
+
+  const written = await recordAttempt(ctx, key, result, d);
+  if (!written) return;
+  const m = ctx.metrics;
+  m.recipientsFinal.inc({ result: 'delivered' }, d.delivered.length);
+  m.recipientsFinal.inc({ result: 'bounced' }, d.failed.length);
+  m.recipientsFinal.inc({ result: 'expired' }, d.expired.length);
+  m.bounces.inc({ type: 'hard' }, d.failed.length);
+  m.bounces.inc({ type: 'soft' }, d.expired.length);
+  if (d.next) m.deferred.inc({ pool: job.pool });
+  if (dsnSent) m.dsnSent.inc();
+  ctx.log.info(
+    {
+      messageId: job.messageId,
+      jobId: job.jobId,
+      attempt: job.attempt,
+      delivered: d.delivered.length,
+      failed: d.failed.length,
+      expired: d.expired.length,
+      deferred: d.next?.job.recipients.length ?? 0,
+      ...(d.next ? { nextAttemptAt: d.next.due.toISOString() } : {}),
+    },
+    'attempt recorded',
+  );
+  if (isComplete(written)) await finishMessage(ctx, key, written);
+}

@@ -1,0 +1,94 @@
+/**
+ * The queue manager: consumes SUBMIT (route → jobs on OUTBOUND) and RESULTS (retry schedules, DSNs,
+ * suppression, clean-up), exports queue metrics and serves the admin API.
+ */
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { Objm } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Registry } from 'prom-client';
+import type { ConfigStore } from '../common/config/store.ts';
+import {
+  BODY_BUCKET,
+  CONSUMERS,
+  ensureConsumer,
+  STATE_BUCKET,
+  STREAMS,
+  SUPPRESSION_BUCKET,
+} from '../common/nats.ts';
+import type { Logger } from '../common/telemetry.ts';
+import { startAdminServer } from './admin.ts';
+import { runConsumer } from './consumer.ts';
+import type { QueueContext } from './context.ts';
+import { startDepthPoller } from './depth.ts';
+import { createQueueMetrics } from './metrics.ts';
+import { handleResult, parseResult } from './results.ts';
+import type { QueueSettings } from './settings.ts';
+import { handleSubmission, parseEnvelope } from './submissions.ts';
+import { SuppressionList } from './suppression.ts';
+
+export interface QueueService {
+  /** Bound admin API port. */
+  adminPort: number;
+  /** Stops consuming (in-flight messages finish), stops the poller and the admin server. */
+  close(): Promise<void>;
+}
+
+export async function startQueue(opts: {
+  nc: NatsConnection;
+  config: ConfigStore;
+  logger: Logger;
+  registry: Registry;
+  settings: QueueSettings;
+}): Promise<QueueService> {
+  const { nc, settings } = opts;
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const kvm = new Kvm(nc);
+  const ctx: QueueContext = {
+    js,
+    state: await kvm.open(STATE_BUCKET),
+    bodies: await new Objm(nc).open(BODY_BUCKET),
+    suppression: new SuppressionList(await kvm.open(SUPPRESSION_BUCKET), settings.suppressionTtlMs),
+    config: opts.config,
+    metrics: createQueueMetrics(opts.registry),
+    log: opts.logger,
+    hostname: settings.hostname,
+  };
+  const consumerOpts = { ackWaitMs: settings.ackWaitMs, maxAckPending: settings.maxMessages * 4 };
+  await ensureConsumer(nc, STREAMS.submit, CONSUMERS.queueSubmit, 'mail.submit.>', consumerOpts);
+  await ensureConsumer(nc, STREAMS.results, CONSUMERS.queueResults, 'mail.result.>', consumerOpts);
+  const common = {
+    js,
+    log: opts.logger,
+    maxMessages: settings.maxMessages,
+    concurrency: settings.concurrency,
+    retryDelayMs: settings.retryDelayMs,
+  };
+  const submissions = await runConsumer({
+    ...common,
+    stream: STREAMS.submit,
+    durable: CONSUMERS.queueSubmit,
+    parse: parseEnvelope,
+    idOf: (env) => env.id,
+    handle: (env) => handleSubmission(ctx, env),
+  });
+  const results = await runConsumer({
+    ...common,
+    stream: STREAMS.results,
+    durable: CONSUMERS.queueResults,
+    parse: parseResult,
+    idOf: (r) => r.job.messageId,
+    handle: (r) => handleResult(ctx, r),
+  });
+  const poller = startDepthPoller(jsm, ctx.metrics, opts.logger, settings.depthIntervalMs);
+  const admin = await startAdminServer(ctx, jsm, settings.adminHost, settings.adminPort);
+  return {
+    adminPort: admin.port,
+    async close() {
+      await Promise.all([submissions.stop(), results.stop()]);
+      await poller.stop();
+      await admin.close();
+    },
+  };
+}
