@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildDsn, dsnEnvelope, headerSection, mayBounce } from '../../../services/queue/dsn.ts';
+
+const input = {
+  id: 'm1-dsn-0-1',
+  hostname: 'mx.postern.test',
+  original: { id: 'm1', from: 'alice@corp.test', receivedAt: '2030-01-01T00:00:00.000Z' },
+  originalHeaders: 'From: alice@corp.test\r\nSubject: hello\r\nMessage-ID: <orig@corp.test>',
+  recipients: [
+    {
+      recipient: 'bob@far.example',
+      status: '5.1.1',
+      reason: 'failed' as const,
+      diagnostic: '550 5.1.1 <bob@far.example>: Recipient address rejected: User unknown',
+      remoteMta: 'mx.far.example',
+      lastAttemptAt: '2030-01-01T00:00:05.000Z',
+    },
+    {
+      recipient: 'carol@slow.example',
+      status: '4.4.7',
+      reason: 'expired' as const,
+      diagnostic: '451 4.3.0 later',
+    },
+  ],
+  now: new Date('2030-01-01T00:00:06.000Z'),
+};
+
+describe('RFC 3464 delivery status notifications', () => {
+  const dsn = buildDsn(input);
+
+  it('is a multipart/report with a human part, a delivery-status part and the original headers', () => {
+    assert.match(
+      dsn,
+      /^Content-Type: multipart\/report; report-type=delivery-status; boundary="([^"]+)"\r$/m,
+    );
+    const boundary = /boundary="([^"]+)"/.exec(dsn)![1]!;
+    const parts = dsn.split(`--${boundary}`);
+    assert.equal(parts.length, 5, 'preamble, three parts, closing');
+    assert.match(parts[1]!, /Content-Type: text\/plain/);
+    assert.match(parts[1]!, /Recipient address rejected: User unknown/, 'the remote reply text is shown');
+    assert.match(parts[2]!, /Content-Type: message\/delivery-status/);
+    assert.match(
+      parts[3]!,
+      /Content-Type: text\/rfc822-headers\r\n[\s\S]*\r\n\r\nFrom: alice@corp\.test\r\nSubject: hello/,
+    );
+    assert.equal(parts[4], '--\r\n');
+  });
+
+  it('reports each recipient with Final-Recipient, Action, Status, Remote-MTA and Diagnostic-Code', () => {
+    assert.match(dsn, /Reporting-MTA: dns; mx\.postern\.test\r\n/);
+    assert.match(dsn, /Arrival-Date: Tue, 01 Jan 2030 00:00:00 \+0000/);
+    assert.match(
+      dsn,
+      /Final-Recipient: rfc822; bob@far\.example\r\nAction: failed\r\nStatus: 5\.1\.1\r\nRemote-MTA: dns; mx\.far\.example\r\nDiagnostic-Code: smtp; 550 5\.1\.1 <bob@far\.example>: Recipient address rejected: User unknown\r\nLast-Attempt-Date: /,
+    );
+    assert.match(
+      dsn,
+      /Final-Recipient: rfc822; carol@slow\.example\r\nAction: failed\r\nStatus: 4\.4\.7\r\n/,
+    );
+  });
+
+  it('comes from MAILER-DAEMON to the original sender, with CRLF line ends only', () => {
+    assert.match(dsn, /^From: Mail Delivery System <MAILER-DAEMON@mx\.postern\.test>\r\n/);
+    assert.match(dsn, /\r\nTo: <alice@corp\.test>\r\n/);
+    assert.doesNotMatch(dsn, /[^\r]\n/, 'no bare LF');
+  });
+
+  it('keeps a multi-line remote reply on one header line (no header injection)', () => {
+    const out = buildDsn({
+      ...input,
+      recipients: [
+        { ...input.recipients[0]!, diagnostic: '550-5.1.1 first\r\n550 5.1.1 second\r\nX-Evil: 1' },
+      ],
+    });
+    assert.doesNotMatch(out, /^X-Evil/m);
+  });
+
+  it('is submitted as a null-sender envelope of kind dsn to the original sender', () => {
+    const env = dsnEnvelope(input, dsn);
+    assert.equal(env.from, '');
+    assert.equal(env.kind, 'dsn');
+    assert.deepEqual(env.to, ['alice@corp.test']);
+    assert.equal(Buffer.from((env.body as { inline: string }).inline, 'base64').toString(), dsn);
+  });
+
+  it('is never sent for a null sender or for a DSN (no bounce loops)', () => {
+    assert.equal(mayBounce({ from: '' }), false);
+    assert.equal(mayBounce({ from: 'a@b.test', kind: 'dsn' }), false);
+    assert.equal(mayBounce({ from: 'a@b.test', kind: 'mail' }), true);
+  });
+
+  it('takes the header section of the original up to the first blank line', () => {
+    assert.equal(headerSection('A: 1\nB: 2\n\nbody\n\nmore'), 'A: 1\r\nB: 2');
+  });
+});
