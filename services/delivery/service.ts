@@ -1,0 +1,81 @@
+/**
+ * Delivery service: `startDelivery` wires the job consumer, the connection pool, DNS and metrics together.
+ * See docs/delivery.md.
+ */
+import { jetstream } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Registry } from 'prom-client';
+import { BODY_BUCKET, CONSUMERS, ensureConsumer, STREAMS, SUBJECTS } from '../common/nats.ts';
+import type { Logger } from '../common/telemetry.ts';
+import { ConnectionPool } from './connection-pool.ts';
+import { createRecordResolver } from './dns-resolver.ts';
+import { createDeliveryMetrics } from './metrics.ts';
+import type { DeliverySettings } from './settings.ts';
+import { runWorker } from './worker.ts';
+
+export interface DeliveryOptions {
+  nc: NatsConnection;
+  logger: Logger;
+  registry: Registry;
+  settings: DeliverySettings;
+}
+
+export interface DeliveryService {
+  pool: string;
+  /** Stops pulling jobs, finishes (reports + acks) those in flight, closes pooled connections. */
+  close(): Promise<void>;
+}
+
+export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryService> {
+  const { nc, settings } = opts;
+  const log = opts.logger.child({ pool: settings.pool });
+  const metrics = createDeliveryMetrics(opts.registry);
+  await ensureConsumer(
+    nc,
+    STREAMS.outbound,
+    CONSUMERS.delivery(settings.pool),
+    SUBJECTS.outboundPool(settings.pool),
+    {
+      ackWaitMs: settings.ackWaitMs,
+      maxAckPending: 4 * settings.concurrency,
+    },
+  );
+  const bodies = await new Objm(nc).open(BODY_BUCKET);
+  const gauge = metrics.connectionsActive.labels({ pool: settings.pool });
+  const pool = new ConnectionPool({
+    idleMs: settings.idleTimeoutMs,
+    maxMessages: settings.maxMessagesPerConnection,
+    maxPerDestination: settings.maxConnectionsPerDestination,
+    onCount: (d) => gauge.inc(d),
+  });
+  const worker = await runWorker({
+    js: jetstream(nc),
+    pool: settings.pool,
+    concurrency: settings.concurrency,
+    ackWaitMs: settings.ackWaitMs,
+    metrics,
+    log,
+    ctx: {
+      bodies,
+      pool,
+      log,
+      name: settings.hostname,
+      timeoutMs: settings.smtpTimeoutMs,
+      mxPort: settings.mxPort,
+      allowLoopbackMx: settings.allowLoopbackMx,
+      resolveRecords: createRecordResolver(settings.dnsServers),
+    },
+  });
+  log.info(
+    { concurrency: settings.concurrency, dns: settings.dnsServers, mxPort: settings.mxPort },
+    'delivery started',
+  );
+  return {
+    pool: settings.pool,
+    async close() {
+      await worker.stop();
+      pool.close();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+/** Delivery worker settings from the environment (local mode and the chart set these; see docs/delivery.md). */
+import { hostname } from 'node:os';
+
+export interface DeliverySettings {
+  /** Delivery pool this worker serves: consumes `mail.out.<pool>.>` and reports on `mail.result.<pool>`. */
+  pool: string;
+  /** Jobs in flight at once. */
+  concurrency: number;
+  /** DNS servers as `ip` or `ip:port`; empty = the system resolver. */
+  dnsServers: string[];
+  /** Remote SMTP port for MX delivery (RFC 5321 says 25; tests point it at a sink's port). */
+  mxPort: number;
+  /** EHLO/LHLO name. */
+  hostname: string;
+  /** Greeting, command and idle socket timeout for one SMTP session. */
+  smtpTimeoutMs: number;
+  /**
+   * Allow MX answers that point at loopback/private addresses. Off in production: an MX record naming 127.0.0.1
+   * or a cluster-internal address must not make us deliver into our own network. Tests and local mode set it.
+   */
+  allowLoopbackMx: boolean;
+  /** JetStream ack wait of the job consumer: a dead worker's jobs come back after this. */
+  ackWaitMs: number;
+  /** Idle pooled SMTP connections are closed after this long. */
+  idleTimeoutMs: number;
+  /** A pooled connection is retired after this many messages. */
+  maxMessagesPerConnection: number;
+  /** Cap of concurrent connections to one destination (host:port[:tls] or MX domain). */
+  maxConnectionsPerDestination: number;
+}
+
+function num(env: NodeJS.ProcessEnv, key: string, dflt: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0)
+    throw new Error(`${key} must be a non-negative number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function readDeliverySettings(env: NodeJS.ProcessEnv = process.env): DeliverySettings {
+  return {
+    pool: env['POSTERN_POOL'] || 'default',
+    concurrency: Math.max(1, num(env, 'POSTERN_DELIVERY_CONCURRENCY', 32)),
+    dnsServers: (env['POSTERN_DNS_SERVERS'] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    mxPort: num(env, 'POSTERN_MX_PORT', 25),
+    hostname: env['POSTERN_HOSTNAME'] || hostname(),
+    smtpTimeoutMs: num(env, 'POSTERN_SMTP_TIMEOUT_MS', 60_000),
+    allowLoopbackMx: /^(1|true|yes)$/i.test(env['POSTERN_ALLOW_LOOPBACK_MX'] ?? ''),
+    ackWaitMs: num(env, 'POSTERN_DELIVERY_ACK_WAIT_MS', 30_000),
+    idleTimeoutMs: num(env, 'POSTERN_DELIVERY_IDLE_MS', 5_000),
+    maxMessagesPerConnection: Math.max(1, num(env, 'POSTERN_DELIVERY_MAX_MESSAGES_PER_CONNECTION', 100)),
+    maxConnectionsPerDestination: Math.max(1, num(env, 'POSTERN_DELIVERY_MAX_CONNECTIONS', 10)),
+  };
+}

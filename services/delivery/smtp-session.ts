@@ -1,0 +1,215 @@
+/**
+ * One SMTP or LMTP client session (nodemailer's SMTPConnection) with promise methods and per-recipient outcomes.
+ * The session may run over a socket mx-connect already opened (MX routes) or connect itself (smarthost/mailbox).
+ */
+import type { Socket } from 'node:net';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { RecipientOutcome, TlsMode } from '../common/types.ts';
+import { classifyError, classifyReply } from './classify.ts';
+
+export interface SessionTarget {
+  /** Address to connect to (IP or name), or the peer address of `socket`. */
+  host: string;
+  port: number;
+  /** A connected socket (from mx-connect); the session then reads the greeting from it. */
+  socket?: Socket;
+  /** Host name for logs, `remoteMta` and TLS SNI. */
+  remoteMta: string;
+  lmtp: boolean;
+  tls: TlsMode;
+  auth?: { user: string; pass: string };
+}
+
+export interface SessionOptions {
+  /** EHLO/LHLO name. */
+  name: string;
+  timeoutMs: number;
+}
+
+export interface SmtpSession {
+  readonly remoteMta: string;
+  /** Messages sent on this session so far (for the reuse cap). */
+  messages: number;
+  /** True once the connection closed or failed: it must not be reused. */
+  readonly closed: boolean;
+  /** Whether STARTTLS succeeded. */
+  readonly secure: boolean;
+  /** One transaction; never throws for remote answers — they become outcomes. Throws only on connection loss. */
+  send(from: string, recipients: string[], raw: Buffer): Promise<RecipientOutcome[]>;
+  /** RSET before reusing the session for another transaction (RFC 5321 §4.1.1.5). */
+  reset(): Promise<void>;
+  /** QUIT and close. */
+  close(): void;
+}
+
+/** An error raised while opening a session; `ip` lets MX delivery skip this host and try the next MX. */
+export interface SessionError extends Error {
+  code?: string;
+  response?: string;
+  responseCode?: number;
+}
+
+function tlsOptions(target: SessionTarget) {
+  const common = {
+    host: target.host,
+    port: target.port,
+    lmtp: target.lmtp,
+    // Opportunistic STARTTLS between MTAs cannot verify certificates (RFC 7435); MTA-STS/DANE would.
+    tls: {
+      rejectUnauthorized: false,
+      servername: /^[\d.:]+$/.test(target.remoteMta) ? undefined : target.remoteMta,
+    },
+  };
+  if (target.tls === 'none') return { ...common, ignoreTLS: true };
+  if (target.tls === 'required') return { ...common, requireTLS: true };
+  return { ...common, opportunisticTLS: true };
+}
+
+/** Connects, reads the greeting, EHLO/LHLO, STARTTLS per `target.tls`, AUTH when configured. */
+export async function openSession(target: SessionTarget, opts: SessionOptions): Promise<SmtpSession> {
+  const conn = new SMTPConnection({
+    ...tlsOptions(target),
+    ...(target.socket ? { connection: target.socket } : {}),
+    name: opts.name,
+    greetingTimeout: opts.timeoutMs,
+    connectionTimeout: opts.timeoutMs,
+    socketTimeout: opts.timeoutMs,
+    logger: false,
+  });
+  let closed = false;
+  let lastError: SessionError | undefined;
+  // An 'error' event without a listener would crash the process (rule 3: never crash on bad peers).
+  conn.on('error', (err: SessionError) => {
+    lastError = err;
+    closed = true;
+  });
+  conn.on('end', () => {
+    closed = true;
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => {
+      conn.off('end', onEnd);
+      reject(err);
+    };
+    const onEnd = () => {
+      conn.off('error', onError);
+      const err: SessionError = lastError ?? new Error('Connection closed during session setup');
+      err.code ??= 'ECONNECTION';
+      reject(err);
+    };
+    conn.once('error', onError);
+    conn.once('end', onEnd);
+    conn.connect(() => {
+      conn.off('error', onError);
+      conn.off('end', onEnd);
+      resolve();
+    });
+  }).catch((err: SessionError) => {
+    conn.close();
+    // With tls=required a refused STARTTLS must defer (our policy), not bounce on the server's 5xx to STARTTLS.
+    if (target.tls === 'required' && err.code === 'ETLS') {
+      const e: SessionError = new Error(
+        `TLS required but not available at ${target.remoteMta}: ${err.message}`,
+      );
+      e.code = 'ETLS';
+      throw e;
+    }
+    throw err;
+  });
+
+  if (target.auth) {
+    await new Promise<void>((resolve, reject) => {
+      conn.login({ user: target.auth!.user, pass: target.auth!.pass }, (err) =>
+        err ? reject(err) : resolve(),
+      );
+    }).catch((err: SessionError) => {
+      conn.close();
+      throw err;
+    });
+  }
+
+  const remoteMta = target.remoteMta;
+  const outcome = (
+    recipient: string,
+    c: { status: RecipientOutcome['status']; response: string; enhanced?: string },
+  ) =>
+    ({
+      recipient,
+      status: c.status,
+      response: c.response,
+      remoteMta,
+      ...(c.enhanced ? { enhanced: c.enhanced } : {}),
+    }) as RecipientOutcome;
+
+  const session: SmtpSession = {
+    remoteMta,
+    messages: 0,
+    get closed() {
+      return closed;
+    },
+    get secure() {
+      return conn.secure;
+    },
+    send(from, recipients, raw) {
+      session.messages++;
+      return new Promise<RecipientOutcome[]>((resolve, reject) => {
+        conn.send({ from, to: recipients }, raw, (err, info) => {
+          // RCPT rejections are per recipient (RFC 5321 §4.1.1.3); with LMTP so are DATA replies (RFC 2033 §4.2).
+          const rejected = new Map<string, SessionError>();
+          const rejectedErrors =
+            (err as { rejectedErrors?: (SessionError & { recipient?: string })[] } | null)?.rejectedErrors ??
+            info?.rejectedErrors ??
+            [];
+          for (const e of rejectedErrors as (SessionError & { recipient?: string })[]) {
+            if (e.recipient) rejected.set(e.recipient, e);
+          }
+          if (err && !(err.code === 'EENVELOPE' && rejected.size === recipients.length)) {
+            // MAIL FROM / DATA reply failure applies to every recipient not already rejected; a lost
+            // connection is thrown so the caller can decide (retry on a fresh connection or defer).
+            if (!(err as SessionError).responseCode) return reject(err);
+            const c = classifyError(err as SessionError);
+            return resolve(
+              recipients.map((r) =>
+                rejected.has(r) ? outcome(r, classifyError(rejected.get(r)!)) : outcome(r, c),
+              ),
+            );
+          }
+          const dataReply = info?.response ? classifyReply(info.response) : undefined;
+          resolve(
+            recipients.map((r) => {
+              const rej = rejected.get(r);
+              if (rej) return outcome(r, classifyError(rej));
+              // LMTP: nodemailer hands back only the last recipient's reply; the recipients it still lists as
+              // accepted each got their own 2xx.
+              if (target.lmtp && info?.accepted.includes(r)) {
+                return outcome(
+                  r,
+                  dataReply?.status === 'delivered' ? dataReply : classifyReply('250 2.0.0 Delivered'),
+                );
+              }
+              if (dataReply) return outcome(r, dataReply);
+              return outcome(r, {
+                status: 'deferred',
+                response: 'no reply for recipient',
+                enhanced: '4.4.0',
+              });
+            }),
+          );
+        });
+      });
+    },
+    reset() {
+      return new Promise<void>((resolve, reject) => conn.reset((err) => (err ? reject(err) : resolve())));
+    },
+    close() {
+      closed = true;
+      try {
+        conn.quit();
+      } catch {
+        conn.close();
+      }
+    },
+  };
+  return session;
+}

@@ -1,0 +1,125 @@
+/**
+ * The job consumer: pulls DeliveryJobs from OUTBOUND (also those fired by JetStream message schedules — same
+ * payload, same subject space), runs up to `concurrency` at once, publishes one DeliveryResult per attempt and
+ * acks the job only after that publish's PubAck (rule 1: never ack without a report).
+ */
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
+import type { Logger } from '../common/telemetry.ts';
+import type { DeliveryJob, DeliveryResult, RecipientOutcome } from '../common/types.ts';
+import { type DeliverContext, deliverJob, outcomesForAll } from './deliver.ts';
+import type { DeliveryMetrics } from './metrics.ts';
+
+export interface WorkerOptions {
+  js: JetStreamClient;
+  pool: string;
+  concurrency: number;
+  ackWaitMs: number;
+  ctx: DeliverContext;
+  metrics: DeliveryMetrics;
+  log: Logger;
+}
+
+export interface RunningWorker {
+  /** Stops pulling and waits for jobs in flight (each still reports and acks). */
+  stop(): Promise<void>;
+}
+
+function parseJob(text: string): DeliveryJob {
+  const job = JSON.parse(text) as DeliveryJob;
+  if (!job || typeof job.jobId !== 'string' || !Array.isArray(job.recipients) || !job.route || !job.body) {
+    throw new Error('not a DeliveryJob');
+  }
+  return job;
+}
+
+const RESULT_LABEL = { delivered: 'delivered', deferred: 'deferred', failed: 'bounced' } as const;
+
+export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
+  const { js, pool, log, metrics } = opts;
+  const consumer = await js.consumers.get(STREAMS.outbound, CONSUMERS.delivery(pool));
+  const messages = await consumer.consume({ max_messages: opts.concurrency });
+  const inflight = new Set<Promise<void>>();
+  // working() resets the server's ack timer (JetStream "+WPI"): a long SMTP transaction is not redelivered.
+  const heartbeatMs = Math.max(1000, Math.min(10_000, Math.floor(opts.ackWaitMs / 3)));
+
+  const handle = async (m: JsMsg) => {
+    let job: DeliveryJob;
+    try {
+      job = parseJob(m.string());
+    } catch (err) {
+      // Nothing to report to without a job: terminate so it does not loop forever, and say so.
+      log.error(
+        { seq: m.seq, subject: m.subject, err: (err as Error).message },
+        'malformed delivery job terminated',
+      );
+      m.term(`malformed: ${(err as Error).message}`);
+      return;
+    }
+    const started = performance.now();
+    const heartbeat = setInterval(() => m.working(), heartbeatMs);
+    const jlog = log.child({ messageId: job.messageId, jobId: job.jobId, attempt: job.attempt });
+    try {
+      let outcomes: RecipientOutcome[];
+      try {
+        outcomes = await deliverJob(job, opts.ctx);
+      } catch (err) {
+        jlog.error({ err: (err as Error).message }, 'unexpected delivery error; deferring');
+        outcomes = outcomesForAll(job.recipients, {
+          code: 'ELOCAL',
+          message: `local error: ${(err as Error).message}`,
+        });
+      }
+      const durationMs = Math.round(performance.now() - started);
+      const result: DeliveryResult = { job, outcomes, attemptedAt: new Date().toISOString(), durationMs };
+      // Nats-Msg-Id per attempt: a redelivered job that was already reported is deduplicated by the stream.
+      await js.publish(SUBJECTS.result(pool), JSON.stringify(result), {
+        msgID: `result.${job.jobId}.a${job.attempt}`,
+      });
+      await m.ackAck();
+      metrics.duration.observe({ pool }, durationMs / 1000);
+      for (const o of outcomes) metrics.attempts.inc({ pool, result: RESULT_LABEL[o.status] });
+      jlog.info(
+        {
+          destination: job.route.kind === 'mx' ? job.route.domain : `${job.route.host}:${job.route.port}`,
+          outcomes: outcomes.map((o) => ({
+            rcpt: o.recipient,
+            status: o.status,
+            response: o.response,
+            mta: o.remoteMta,
+          })),
+          durationMs,
+        },
+        'delivery attempt',
+      );
+    } catch (err) {
+      jlog.error(
+        { err: (err as Error).message },
+        'could not report delivery result; job will be redelivered',
+      );
+      try {
+        m.nak(1000);
+      } catch {
+        // Connection gone: the server redelivers after ack_wait anyway.
+      }
+    } finally {
+      clearInterval(heartbeat);
+    }
+  };
+
+  const loop = (async () => {
+    for await (const m of messages) {
+      while (inflight.size >= opts.concurrency) await Promise.race(inflight);
+      const p: Promise<void> = handle(m).finally(() => inflight.delete(p));
+      inflight.add(p);
+    }
+  })();
+
+  return {
+    async stop() {
+      await messages.close();
+      await loop.catch(() => {});
+      await Promise.all(inflight);
+    },
+  };
+}
