@@ -1,0 +1,231 @@
+/**
+ * The operator: leader election around a "term" of informers + controllers + the delivery autoscaler.
+ * Only the leader runs a term; losing the Lease stops it (in-flight reconciles finish, nothing new starts).
+ */
+import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { type Autoscaler, startAutoscaler } from './autoscaler/autoscaler.ts';
+import type { PoolSettings } from './autoscaler/pools.ts';
+import { ConfigKv } from './controllers/config-kv.ts';
+import { type MailDomainObject, mailDomainKeys, mailDomainReconciler } from './controllers/mail-domain.ts';
+import {
+  policiesUsingSecret,
+  type RelayPolicyObject,
+  relayPolicyReconciler,
+} from './controllers/relay-policy.ts';
+import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
+import { Controller } from './runtime/controller.ts';
+import { CustomResources } from './runtime/custom-resources.ts';
+import { EventRecorder } from './runtime/events.ts';
+import { Informer } from './runtime/informer.ts';
+import { LeaderElector } from './runtime/leader-election.ts';
+
+export interface OperatorSettings {
+  /** Namespace to watch; empty = all namespaces. */
+  watchNamespace: string;
+  leaderElection: boolean;
+  /** Lease location and this instance's identity (POD_NAMESPACE / POD_NAME in a cluster). */
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  pools: PoolSettings[];
+  autoscaleIntervalMs: number;
+  /** Reconciles in parallel per kind (different keys only). */
+  concurrency: number;
+  /** Watch stall detection (no event or bookmark for this long → restart). */
+  watchStallTimeoutMs: number;
+  /** Upper bound for the server-side watch timeout, seconds. */
+  watchTimeoutSeconds: number;
+  /** Work-queue backoff bounds (controller-runtime: 5 ms → 1000 s). */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export const DEFAULT_OPERATOR_SETTINGS: OperatorSettings = {
+  watchNamespace: '',
+  leaderElection: true,
+  leaseNamespace: 'default',
+  leaseName: 'postern-operator',
+  identity: 'postern-operator',
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+  pools: [],
+  autoscaleIntervalMs: 5_000,
+  concurrency: 4,
+  watchStallTimeoutMs: 90_000,
+  watchTimeoutSeconds: 60,
+  backoffBaseMs: 5,
+  backoffMaxMs: 1_000_000,
+};
+
+export interface StartOperatorOptions {
+  kubeConfig: KubeConfig;
+  nc: NatsConnection;
+  logger: Logger;
+  registry: Registry;
+  settings?: Partial<OperatorSettings>;
+}
+
+export interface Operator {
+  isLeader(): boolean;
+  /** Leader: informers synced and controllers running. Follower: ready to take over. */
+  ready(): boolean;
+  metrics: OperatorMetrics;
+  /** Stops the current term and releases the Lease (`release: false` simulates a crash in tests). */
+  close(opts?: { release?: boolean }): Promise<void>;
+}
+
+interface Term {
+  stop(): Promise<void>;
+}
+
+async function startTerm(
+  o: StartOperatorOptions,
+  s: OperatorSettings,
+  metrics: OperatorMetrics,
+): Promise<Term> {
+  const { kubeConfig, nc, logger } = o;
+  const core = kubeConfig.makeApiClient(CoreV1Api);
+  const kv = await ConfigKv.open(nc);
+  const events = new EventRecorder(kubeConfig, logger);
+  const informerOpts = {
+    kubeConfig,
+    logger,
+    stallTimeoutMs: s.watchStallTimeoutMs,
+    watchTimeoutSeconds: s.watchTimeoutSeconds,
+  };
+  const domainsApi = new CustomResources<MailDomainObject>(kubeConfig, 'maildomains', s.watchNamespace);
+  const policiesApi = new CustomResources<RelayPolicyObject>(kubeConfig, 'relaypolicies', s.watchNamespace);
+  const domains = new Informer<MailDomainObject>({
+    ...informerOpts,
+    path: domainsApi.path,
+    list: domainsApi.list,
+  });
+  const policies = new Informer<RelayPolicyObject>({
+    ...informerOpts,
+    path: policiesApi.path,
+    list: policiesApi.list,
+  });
+  const ns = s.watchNamespace;
+  const secrets = new Informer<V1Secret>({
+    ...informerOpts,
+    path: ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets',
+    list: () => (ns ? core.listNamespacedSecret({ namespace: ns }) : core.listSecretForAllNamespaces()),
+  });
+  const queue = { baseDelayMs: s.backoffBaseMs, maxDelayMs: s.backoffMaxMs };
+  const common = { logger, metrics, concurrency: s.concurrency, queue };
+  const mdController = new Controller({
+    ...common,
+    kind: 'MailDomain',
+    reconcile: mailDomainReconciler({ informer: domains, resources: domainsApi, core, kv, events, logger }),
+  });
+  const rpController = new Controller({
+    ...common,
+    kind: 'RelayPolicy',
+    reconcile: relayPolicyReconciler({
+      informer: policies,
+      secrets,
+      resources: policiesApi,
+      kv,
+      events,
+      logger,
+    }),
+  });
+  // Secrets first: a policy reconciled before its Secrets are cached would report SecretNotFound needlessly.
+  await secrets.start();
+  await Promise.all([domains.start(), policies.start()]);
+  mdController.watch(domains, (md) => mailDomainKeys(domains, md));
+  rpController.watch(policies);
+  rpController.watch(secrets, (secret) => policiesUsingSecret(policies, secret));
+  mdController.start();
+  rpController.start();
+  let autoscaler: Autoscaler | undefined;
+  if (s.pools.length) {
+    autoscaler = await startAutoscaler({
+      kubeConfig,
+      nc,
+      pools: s.pools,
+      logger,
+      metrics,
+      intervalMs: s.autoscaleIntervalMs,
+    });
+  }
+  logger.info({ namespace: ns || '*', pools: s.pools.map((p) => p.name) }, 'controllers started');
+  return {
+    async stop() {
+      await autoscaler?.stop();
+      await Promise.all([mdController.stop(), rpController.stop()]);
+      await Promise.all([domains.stop(), policies.stop(), secrets.stop()]);
+      logger.info('controllers stopped');
+    },
+  };
+}
+
+/** Starts the operator; with leader election it campaigns and runs controllers only while leading. */
+export async function startOperator(o: StartOperatorOptions): Promise<Operator> {
+  const s = { ...DEFAULT_OPERATOR_SETTINGS, ...o.settings };
+  const metrics = createOperatorMetrics(o.registry);
+  let term: Term | undefined;
+  let leading = false;
+  let termReady = false;
+  // Leadership changes are serialised: a term fully stops before the next starts.
+  let chain = Promise.resolve();
+  const serial = (fn: () => Promise<void>) => {
+    chain = chain
+      .then(fn)
+      .catch((err) => o.logger.error({ err: (err as Error).message }, 'term change failed'));
+    return chain;
+  };
+  const begin = () =>
+    serial(async () => {
+      leading = true;
+      metrics.isLeader.set(1);
+      term = await startTerm(o, s, metrics);
+      termReady = true;
+    });
+  const end = () =>
+    serial(async () => {
+      leading = false;
+      termReady = false;
+      metrics.isLeader.set(0);
+      await term?.stop();
+      term = undefined;
+    });
+
+  let elector: LeaderElector | undefined;
+  if (s.leaderElection) {
+    elector = new LeaderElector({
+      kubeConfig: o.kubeConfig,
+      namespace: s.leaseNamespace,
+      name: s.leaseName,
+      identity: s.identity,
+      logger: o.logger,
+      leaseDurationMs: s.leaseDurationMs,
+      renewDeadlineMs: s.renewDeadlineMs,
+      retryPeriodMs: s.retryPeriodMs,
+      onStartedLeading: () => {
+        void begin();
+      },
+      onStoppedLeading: () => end(),
+    });
+    elector.start();
+  } else {
+    await begin();
+  }
+
+  return {
+    metrics,
+    isLeader: () => leading,
+    ready: () => (leading ? termReady : true),
+    async close(opts) {
+      if (elector) await elector.stop(opts);
+      await end();
+    },
+  };
+}
