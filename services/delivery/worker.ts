@@ -57,7 +57,13 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       return;
     }
     const started = performance.now();
-    const heartbeat = setInterval(() => m.working(), heartbeatMs);
+    const heartbeat = setInterval(() => {
+      try {
+        m.working();
+      } catch {
+        // NATS connection gone: nothing to extend; the job is redelivered after ack_wait.
+      }
+    }, heartbeatMs);
     const jlog = log.child({ messageId: job.messageId, jobId: job.jobId, attempt: job.attempt });
     try {
       let outcomes: RecipientOutcome[];
