@@ -60,6 +60,7 @@ export const RULES: readonly Rule[] = [
   },
   // TLS required but not offered / handshake failed (RFC 3463 X.7.10-ish: encryption needed).
   { pattern: /^error:[^:]*:(ETLS|ENOTLS):/, status: 'deferred', category: 'tls', enhanced: '4.7.10' },
+  { pattern: /^error:auth:/, status: 'deferred', category: 'auth', enhanced: '4.7.8' },
   { pattern: /^error:policy:/, status: 'deferred', category: 'policy', enhanced: '4.4.4' },
   { pattern: /^error:dane:/, status: 'deferred', category: 'dane', enhanced: '4.7.5' },
   // The body object was deleted by an admin: nothing will ever be sendable (RFC 3463 X.6.0 media error).
@@ -111,6 +112,11 @@ export interface ErrorLike {
 
 /** Classifies an error: a remote reply inside it wins; otherwise the local error code decides. */
 export function classifyError(err: ErrorLike): Classification {
+  // A smarthost refusing our credentials is our configuration problem, not the message's: defer, keep the text.
+  if (err.code === 'EAUTH') {
+    const text = (err.response ?? err.message ?? 'authentication failed').replace(/\r?\n/g, ' ');
+    return apply(`error:auth:EAUTH:${text}`, text, enhancedOf(text));
+  }
   if (err.responseCode && typeof err.response === 'string' && /^\d{3}/.test(err.response)) {
     return classifyReply(err.response);
   }

@@ -51,6 +51,14 @@ describe('classifyError', () => {
       'deferred',
     );
   });
+  it('a smarthost refusing our AUTH defers and keeps the reply', () => {
+    const c = classifyError({
+      code: 'EAUTH',
+      responseCode: 535,
+      response: '535 5.7.8 Authentication failed',
+    });
+    assert.deepEqual([c.status, c.enhanced], ['deferred', '5.7.8']);
+  });
   it('a deleted body fails; unknown local errors defer', () => {
     assert.equal(
       classifyError({ code: 'EBODYGONE', message: 'message body missing (deleted)' }).status,
