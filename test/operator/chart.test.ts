@@ -1,0 +1,347 @@
+/**
+ * The Helm chart against the real helm binary and a real kube-apiserver: lint, render, values validation, and
+ * every rendered object accepted by server-side dry-run with strict field validation.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  ApiextensionsV1Api,
+  AppsV1Api,
+  CoreV1Api,
+  type KubernetesObject,
+  type V1ConfigMap,
+  type V1CustomResourceDefinition,
+  type V1Deployment,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { type ControlPlane, startControlPlane } from '../helpers/envtest.ts';
+import { CHART_DIR, findHelm, renderChart, runHelm } from '../helpers/helm.ts';
+import { createStrict, objectRef } from '../helpers/kube-dry-run.ts';
+import { PROMETHEUS_RULE_CRD, SERVICE_MONITOR_CRD } from '../helpers/monitoring-crds.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const NS = 'postern';
+
+/** Everything switched on: monitoring objects, external NATS, two pools, TLS, watched namespaces. */
+const FULL_VALUES = {
+  hostname: 'mx.example.net',
+  nats: { external: { url: 'nats://nats-0.nats.infra:4222,nats://nats-1.nats.infra:4222' } },
+  ingress: {
+    tls: { secretName: 'mx-tls' },
+    listeners: { smtp: { enabled: true, port: 25, containerPort: 2525, proxyProtocol: true } },
+    service: {
+      type: 'LoadBalancer',
+      externalTrafficPolicy: 'Local',
+      loadBalancerSourceRanges: ['0.0.0.0/0'],
+    },
+    maxMessageSize: 52428800,
+  },
+  delivery: {
+    pools: [
+      { name: 'default', minReplicas: 2, maxReplicas: 20, targetPerReplica: 500 },
+      {
+        name: 'bulk',
+        minReplicas: 0,
+        maxReplicas: 5,
+        targetPerReplica: 2000,
+        scaleDownStabilizationSeconds: 60,
+      },
+    ],
+  },
+  operator: { watchNamespaces: ['postern', 'mail-tenants'] },
+  rbac: { secrets: { clusterWide: true } },
+  metrics: {
+    serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' } },
+    prometheusRule: { enabled: true, alerts: { labels: { team: 'mail' } } },
+    dashboards: { namespace: 'monitoring' },
+  },
+};
+
+function byKind<T extends KubernetesObject>(objs: KubernetesObject[], kind: string): T[] {
+  return objs.filter((o) => o.kind === kind) as T[];
+}
+
+function envOf(d: V1Deployment | V1StatefulSet, name: string): string | undefined {
+  return d.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === name)?.value;
+}
+
+describe('the Helm chart', () => {
+  let helm: string;
+  let cp: ControlPlane;
+  let dir: string;
+  let fullValues: string;
+
+  before(async () => {
+    helm = findHelm();
+    dir = mkdtempSync(join(tmpdir(), 'postern-chart-'));
+    fullValues = join(dir, 'full.yaml');
+    writeFileSync(fullValues, stringify(FULL_VALUES));
+    cp = await startControlPlane();
+    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    for (const name of [NS, 'mail-tenants', 'monitoring'])
+      await core.createNamespace({ body: { metadata: { name } } });
+  });
+  after(async () => {
+    await cp?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('passes helm lint --strict with the default values and with everything enabled', () => {
+    for (const extra of [[], ['--values', fullValues]]) {
+      const r = runHelm(helm, ['lint', '--strict', CHART_DIR, ...extra]);
+      assert.equal(r.code, 0, `helm lint failed:\n${r.stdout}\n${r.stderr}`);
+    }
+  });
+
+  it('renders a 3-server NATS JetStream cluster, R3 streams and one autoscaled delivery pool by default', () => {
+    const objs = renderChart(helm);
+    const [sts] = byKind<V1StatefulSet>(objs, 'StatefulSet');
+    assert.equal(sts?.spec?.replicas, 3);
+    assert.equal(sts?.spec?.volumeClaimTemplates?.[0]?.spec?.resources?.requests?.['storage'], '10Gi');
+    const deployments = byKind<V1Deployment>(objs, 'Deployment');
+    assert.deepEqual(deployments.map((d) => d.metadata?.name).sort(), [
+      'mta-postern-delivery-default',
+      'mta-postern-ingress',
+      'mta-postern-operator',
+      'mta-postern-queue',
+    ]);
+    for (const d of deployments) {
+      assert.equal(envOf(d, 'NATS_URL'), 'nats://mta-postern-nats.postern.svc:4222');
+      assert.equal(envOf(d, 'POSTERN_STREAM_REPLICAS'), '3');
+      assert.equal(envOf(d, 'POSTERN_METRICS_PORT'), '9090');
+      const c = d.spec?.template.spec?.containers[0];
+      assert.equal(c?.securityContext?.readOnlyRootFilesystem, true, `${d.metadata?.name} root fs`);
+      assert.deepEqual(c?.securityContext?.capabilities?.drop, ['ALL']);
+      assert.equal(d.spec?.template.spec?.securityContext?.runAsNonRoot, true);
+      assert.equal(c?.readinessProbe?.httpGet?.path, '/readyz');
+    }
+    const operator = deployments.find((d) => d.metadata?.name === 'mta-postern-operator')!;
+    assert.deepEqual(JSON.parse(envOf(operator, 'POSTERN_POOLS') ?? ''), [
+      {
+        name: 'default',
+        deployment: 'mta-postern-delivery-default',
+        namespace: NS,
+        minReplicas: 1,
+        maxReplicas: 10,
+        targetPerReplica: 500,
+        scaleDownStabilizationSeconds: 300,
+      },
+    ]);
+    // Without a TLS Secret the implicit-TLS listener cannot run, so neither the pod nor the Service offers 465.
+    const ingress = deployments.find((d) => d.metadata?.name === 'mta-postern-ingress')!;
+    assert.deepEqual(
+      JSON.parse(envOf(ingress, 'POSTERN_INGRESS_LISTENERS') ?? '').map((l: { port: number }) => l.port),
+      [2525, 2587],
+    );
+    assert.equal(byKind(objs, 'ServiceMonitor').length, 0);
+    assert.equal(byKind(objs, 'PrometheusRule').length, 0);
+  });
+
+  it('renders monitoring objects, external NATS, TLS on 465 and two pools when everything is enabled', () => {
+    const objs = renderChart(helm, { valuesFiles: [fullValues] });
+    assert.equal(byKind(objs, 'StatefulSet').length, 0, 'no bundled NATS with an external URL');
+    assert.equal(byKind(objs, 'ServiceMonitor').length, 1);
+    assert.equal(byKind(objs, 'PrometheusRule').length, 1);
+    const deployments = byKind<V1Deployment>(objs, 'Deployment');
+    const ingress = deployments.find((d) => d.metadata?.name === 'mta-postern-ingress')!;
+    assert.equal(envOf(ingress, 'NATS_URL'), FULL_VALUES.nats.external.url);
+    assert.equal(envOf(ingress, 'POSTERN_TLS_CERT'), '/etc/postern/tls/tls.crt');
+    const listeners = JSON.parse(envOf(ingress, 'POSTERN_INGRESS_LISTENERS') ?? '');
+    assert.deepEqual(
+      listeners.map((l: { name: string; mode: string; port: number }) => `${l.name}:${l.mode}:${l.port}`),
+      ['smtp:relay:2525', 'submission:submission:2587', 'smtps:smtps:2465'],
+    );
+    assert.equal(listeners[0].proxyProtocol, true);
+    const svc = byKind<KubernetesObject & { spec: { ports: { port: number; targetPort: string }[] } }>(
+      objs,
+      'Service',
+    ).find((s) => s.metadata?.name === 'mta-postern-ingress')!;
+    assert.deepEqual(
+      svc.spec.ports.map((p) => `${p.port}->${p.targetPort}`),
+      ['25->smtp', '587->submission', '465->smtps'],
+    );
+    const pools = deployments.filter((d) => d.metadata?.labels?.['postern.dev/pool']);
+    assert.deepEqual(
+      pools.map((d) => [d.metadata?.name, d.spec?.replicas, envOf(d, 'POSTERN_POOL')]),
+      [
+        ['mta-postern-delivery-default', 2, 'default'],
+        ['mta-postern-delivery-bulk', 0, 'bulk'],
+      ],
+    );
+    const operator = deployments.find((d) => d.metadata?.name === 'mta-postern-operator')!;
+    const poolsEnv = JSON.parse(envOf(operator, 'POSTERN_POOLS') ?? '');
+    assert.deepEqual(
+      poolsEnv.map((p: { name: string; scaleDownStabilizationSeconds: number }) => [
+        p.name,
+        p.scaleDownStabilizationSeconds,
+      ]),
+      [
+        ['default', 300],
+        ['bulk', 60],
+      ],
+    );
+    const dashboards = byKind<V1ConfigMap>(objs, 'ConfigMap').find((c) =>
+      c.metadata?.name?.endsWith('dashboards'),
+    )!;
+    assert.equal(dashboards.metadata?.namespace, 'monitoring');
+    assert.equal(dashboards.metadata?.labels?.['grafana_dashboard'], '1');
+    assert.equal(JSON.parse(dashboards.data?.['postern.json'] ?? '{}').uid, 'postern-overview');
+  });
+
+  it('rejects invalid values through values.schema.json with a message naming the field', () => {
+    const cases: [string, object, RegExp][] = [
+      ['negative replicas', { ingress: { replicas: -1 } }, /ingress\/replicas.*minimum/],
+      [
+        'an unknown pool field',
+        {
+          delivery: { pools: [{ name: 'a', minReplicas: 1, maxReplicas: 2, targetPerReplica: 5, speed: 9 }] },
+        },
+        /delivery\/pools\/0.*additional properties 'speed' not allowed/,
+      ],
+      ['an unknown top-level key', { ingres: { replicas: 2 } }, /additional properties 'ingres' not allowed/],
+      ['an even NATS cluster size', { nats: { replicas: 2 } }, /nats\/replicas/],
+      ['a privileged container port', { metrics: { port: 80 } }, /metrics\/port.*minimum/],
+      [
+        'a pool with min above max',
+        { delivery: { pools: [{ name: 'a', minReplicas: 5, maxReplicas: 2, targetPerReplica: 5 }] } },
+        /minReplicas \(5\) exceeds maxReplicas \(2\)/,
+      ],
+    ];
+    for (const [what, values, message] of cases) {
+      const file = join(dir, 'bad.yaml');
+      writeFileSync(file, stringify(values));
+      const r = runHelm(helm, ['template', 'mta', CHART_DIR, '--kube-version', '1.34.4', '--values', file]);
+      assert.notEqual(r.code, 0, `${what} was accepted`);
+      assert.match(r.stderr, message, `${what}: unexpected message ${r.stderr}`);
+    }
+  });
+
+  it('renders a nats.conf that a real nats-server accepts', () => {
+    const cm = byKind<V1ConfigMap>(renderChart(helm), 'ConfigMap').find(
+      (c) => c.metadata?.name === 'mta-postern-nats',
+    );
+    const conf = join(dir, 'nats.conf');
+    writeFileSync(conf, cm?.data?.['nats.conf'] ?? '');
+    const bin = process.env['NATS_SERVER_BIN'] ?? natsServerBin();
+    const r = spawnSync(bin, ['-c', conf, '-t'], {
+      encoding: 'utf8',
+      env: { SERVER_NAME: 'mta-postern-nats-0' },
+    });
+    assert.equal(r.status, 0, `nats-server rejected the config:\n${r.stdout}${r.stderr}`);
+  });
+
+  it('ships the CRDs generated from the operator schema', () => {
+    const chartCrds = join(CHART_DIR, 'crds');
+    assert.ok(existsSync(chartCrds), 'charts/postern/crds is missing (operator/crd-gen.ts writes it)');
+    for (const f of readdirSync(join(ROOT, 'crds'))) {
+      assert.equal(
+        readFileSync(join(chartCrds, f), 'utf8'),
+        readFileSync(join(ROOT, 'crds', f), 'utf8'),
+        `charts/postern/crds/${f} differs from crds/${f}`,
+      );
+    }
+  });
+
+  for (const variant of ['default values', 'everything enabled', 'examples/k8s/values-production.yaml']) {
+    it(`the API server accepts every rendered object with ${variant} (server-side dry-run, strict fields)`, async () => {
+      const valuesFiles =
+        variant === 'default values'
+          ? []
+          : variant === 'everything enabled'
+            ? [fullValues]
+            : [join(ROOT, 'examples/k8s/values-production.yaml')];
+      const objs = renderChart(helm, { valuesFiles, includeCrds: true });
+      const crds = [
+        ...byKind<V1CustomResourceDefinition>(objs, 'CustomResourceDefinition'),
+        SERVICE_MONITOR_CRD,
+        PROMETHEUS_RULE_CRD,
+      ];
+      assert.ok(crds.length >= 4, 'the chart renders its MailDomain and RelayPolicy CRDs');
+      await installCrds(cp, crds);
+      const rest = objs.filter((o) => o.kind !== 'CustomResourceDefinition');
+      const failures: string[] = [];
+      for (const obj of rest) {
+        await createStrict(cp.kubeConfig, obj, true).catch((err: Error) => {
+          failures.push(`${objectRef(obj)}: ${(err as { body?: string }).body ?? err.message}`);
+        });
+      }
+      assert.deepEqual(failures, []);
+      assert.ok(rest.length > 20, `expected the full release, got ${rest.length} objects`);
+    });
+  }
+
+  it('strict dry-run really sees the manifest: a misspelt field is rejected', async () => {
+    const cm = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'typo', namespace: NS },
+      dta: { a: '1' },
+    };
+    await assert.rejects(createStrict(cp.kubeConfig, cm, true), (err: Error) =>
+      /unknown field \\*"dta\\*"/.test(err.message),
+    );
+  });
+
+  it('keeps the replica count the operator chose for a pool on upgrade (lookup against the API server)', async () => {
+    const objs = renderChart(helm);
+    const pool = byKind<V1Deployment>(objs, 'Deployment').find(
+      (d) => d.metadata?.name === 'mta-postern-delivery-default',
+    )!;
+    await createStrict(cp.kubeConfig, pool, false);
+    const apps = cp.kubeConfig.makeApiClient(AppsV1Api);
+    await apps.patchNamespacedDeploymentScale({
+      name: pool.metadata!.name!,
+      namespace: NS,
+      body: [{ op: 'replace', path: '/spec/replicas', value: 7 }],
+    });
+    // --dry-run=server lets lookup() read the live Deployment, exactly as during `helm upgrade`.
+    const r = runHelm(helm, [
+      'template',
+      'mta',
+      CHART_DIR,
+      '-n',
+      NS,
+      '--kube-version',
+      '1.34.4',
+      '--dry-run=server',
+      '--kubeconfig',
+      cp.kubeconfigPath,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const rendered = /name: mta-postern-delivery-default\n[\s\S]*?\nspec:\n {2}replicas: (\d+)/.exec(
+      r.stdout,
+    );
+    assert.equal(rendered?.[1], '7');
+  });
+});
+
+/** The cached nats-server binary (the same one the integration tier runs). */
+function natsServerBin(): string {
+  const out = spawnSync('bash', [join(ROOT, 'scripts/test-bins.sh'), 'nats'], { encoding: 'utf8' }).stdout;
+  const bin = /NATS_SERVER_BIN=(.*)/.exec(out)?.[1]?.trim();
+  if (!bin) throw new Error('no nats-server (see scripts/test-bins.sh)');
+  return bin;
+}
+
+/** Creates CRDs for real (once) and waits until the API server serves them. */
+async function installCrds(cp: ControlPlane, crds: V1CustomResourceDefinition[]) {
+  const api = cp.kubeConfig.makeApiClient(ApiextensionsV1Api);
+  for (const crd of crds) {
+    await createStrict(cp.kubeConfig, crd, false).catch((err: { code?: number }) => {
+      if (err.code !== 409) throw err;
+    });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const got = await api.readCustomResourceDefinition({ name: crd.metadata!.name! });
+      if (got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
+      if (Date.now() > deadline) throw new Error(`CRD ${crd.metadata!.name} not established`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
