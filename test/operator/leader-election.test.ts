@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { CoordinationV1Api, CustomObjectsApi, V1MicroTime } from '@kubernetes/client-node';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -44,20 +47,20 @@ describe('leader election on a coordination.k8s.io Lease', () => {
   const holder = async () =>
     (await cp.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease(LEASE)).spec?.holderIdentity;
 
-  const createDomain = (name: string) =>
+  const createDomain = (name: string, namespace = NS) =>
     cp.kubeConfig.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
       group: API_GROUP,
       version: API_VERSION,
-      namespace: NS,
+      namespace,
       plural: 'maildomains',
       body: { apiVersion: API, kind: 'MailDomain', metadata: { name }, spec: { domain: `${name}.example` } },
     });
-  const waitReady = (name: string) =>
+  const waitReady = (name: string, namespace = NS) =>
     waitFor(`${name} Ready`, async () => {
       const o = (await cp.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
         group: API_GROUP,
         version: API_VERSION,
-        namespace: NS,
+        namespace,
         plural: 'maildomains',
         name,
       })) as { status?: { conditions?: { type: string; status: string }[] } };
@@ -131,5 +134,37 @@ describe('leader election on a coordination.k8s.io Lease', () => {
     await waitFor('leading again after the intruder went away', async () => op.isLeader());
     await createDomain('three');
     await waitReady('three');
+  });
+
+  it('operator/main.ts runs out of cluster from KUBECONFIG, reconciles, and exits 0 on SIGTERM', async () => {
+    await createNamespace(cp.kubeConfig, 'process');
+    const child = spawn(process.execPath, ['operator/main.ts'], {
+      env: {
+        ...process.env,
+        KUBECONFIG: cp.kubeconfigPath,
+        NATS_URL: nats.url,
+        WATCH_NAMESPACE: 'process',
+        POD_NAMESPACE: 'process',
+        POD_NAME: 'operator-0',
+        LEASE_DURATION: '3s',
+        RENEW_DEADLINE: '2s',
+        RETRY_PERIOD: '250ms',
+        LOG_LEVEL: 'info',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = once(child, 'exit');
+    try {
+      const lines = createInterface({ input: child.stdout! });
+      for await (const line of lines) {
+        if (JSON.parse(line).msg === 'ready') break;
+      }
+      await createDomain('proc', 'process');
+      await waitReady('proc', 'process');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const [code] = await exited;
+    assert.equal(code, 0);
   });
 });
