@@ -5,6 +5,7 @@
  *                 [--delivery N] [--nats-port N] [--admin-port N] [--metrics-base-port N]
  *   postern apply -f FILE [--data-dir DIR | --nats URL]
  *   postern validate -f FILE
+ *   postern queue list|show|delete|retry [ID] [--from ADDR] [--domain DOMAIN] [--data-dir DIR | --admin URL]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,12 +13,14 @@ import { parseArgs } from 'node:util';
 import { connectNats } from '../services/common/nats.ts';
 import { ConfigFileError, loadConfigFile, writeConfig } from '../services/local/config-file.ts';
 import { startLocal } from '../services/local/local-mode.ts';
+import { QueueClientError, queueCommand } from '../services/local/queue-client.ts';
 
 const USAGE = `usage:
   postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--ingress N] [--delivery N]
                 [--nats-port N] [--admin-port N] [--metrics-base-port N]
   postern apply -f FILE [--data-dir DIR | --nats URL]
-  postern validate -f FILE`;
+  postern validate -f FILE
+  postern queue list|show|delete|retry [ID] [--from ADDR] [--domain DOMAIN] [--data-dir DIR | --admin URL]`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`postern: ${message}\n`);
@@ -122,14 +125,49 @@ function validate(args: string[]) {
   process.stdout.write(`valid: ${[...entries.keys()].join(', ')}\n`);
 }
 
+function readState(dataDir: string): { natsUrl: string; adminPort: number } {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, 'state.json'), 'utf8')) as {
+      natsUrl: string;
+      adminPort: number;
+    };
+  } catch {
+    fail(
+      `no running local instance found in ${dataDir} (start one with postern local, or pass --nats/--admin)`,
+    );
+  }
+}
+
+async function queue(args: string[]) {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      'data-dir': { type: 'string', default: '.postern' },
+      admin: { type: 'string' },
+      from: { type: 'string' },
+      domain: { type: 'string' },
+    },
+  });
+  const [action = 'list', id] = positionals;
+  const base = values.admin ?? `http://127.0.0.1:${readState(values['data-dir']).adminPort}`;
+  const filter = {
+    ...(values.from ? { from: values.from } : {}),
+    ...(values.domain ? { domain: values.domain } : {}),
+  };
+  process.stdout.write(await queueCommand(base, action, id, filter));
+}
+
 const [command, ...rest] = process.argv.slice(2);
 try {
   if (command === 'local') await local(rest);
   else if (command === 'apply') await apply(rest);
   else if (command === 'validate') validate(rest);
+  else if (command === 'queue') await queue(rest);
   else fail(USAGE);
 } catch (err) {
   if (err instanceof ConfigFileError) fail(`invalid configuration:\n${err.message}`, 1);
+  if (err instanceof QueueClientError) fail(err.message, 1);
   if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
     fail(`${(err as Error).message}\n${USAGE}`);
   fail((err as Error).message, 1);

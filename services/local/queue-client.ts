@@ -1,0 +1,83 @@
+/**
+ * `postern queue …`: the operator's view of the queue (like postqueue -p / postsuper), over the queue
+ * service's admin HTTP API. Prints JSON for `show` and a table for `list`; exits non-zero with a clear message
+ * when the API cannot be reached or the message is not queued.
+ */
+interface QueueEntry {
+  id: string;
+  from: string;
+  ageSeconds: number;
+  jobs: {
+    status: string;
+    attempt: number;
+    destination: string;
+    recipients: string[];
+    nextAttemptAt?: string;
+  }[];
+}
+
+export class QueueClientError extends Error {}
+
+async function call(base: string, method: string, path: string): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, base), { method });
+  } catch (err) {
+    throw new QueueClientError(`cannot reach the queue admin API at ${base}: ${(err as Error).message}`);
+  }
+  const body = (await res.json().catch(() => ({}))) as { error?: string };
+  if (!res.ok) throw new QueueClientError(body.error ?? `${method} ${path}: HTTP ${res.status}`);
+  return body;
+}
+
+/** Formats the queue like `postqueue -p`: one block per message, recipients under it. */
+export function formatQueue(entries: QueueEntry[]): string {
+  if (!entries.length) return 'Mail queue is empty\n';
+  const lines = entries.flatMap((e) => [
+    `${e.id}  ${formatAge(e.ageSeconds).padStart(6)}  <${e.from}>`,
+    ...e.jobs.flatMap((j) =>
+      j.recipients.map(
+        (r) =>
+          `    ${r}  [${j.status}, attempt ${j.attempt} via ${j.destination}${j.nextAttemptAt ? `, next ${j.nextAttemptAt}` : ''}]`,
+      ),
+    ),
+  ]);
+  return `${lines.join('\n')}\n-- ${entries.length} message(s)\n`;
+}
+
+function formatAge(seconds: number): string {
+  if (seconds < 120) return `${Math.round(seconds)}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86_400)}d`;
+}
+
+/** Runs one queue sub-command against the admin API at `base` and returns what to print. */
+export async function queueCommand(
+  base: string,
+  action: string,
+  arg: string | undefined,
+  filter: { from?: string; domain?: string },
+): Promise<string> {
+  const needId = () => {
+    if (!arg) throw new QueueClientError(`queue ${action} needs a message id`);
+    return encodeURIComponent(arg);
+  };
+  switch (action) {
+    case 'list': {
+      const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v) as [string, string][]);
+      return formatQueue((await call(base, 'GET', `/queue?${q}`)) as QueueEntry[]);
+    }
+    case 'show':
+      return `${JSON.stringify(await call(base, 'GET', `/queue/${needId()}`), null, 2)}\n`;
+    case 'delete':
+      await call(base, 'DELETE', `/queue/${needId()}`);
+      return `deleted ${arg}\n`;
+    case 'retry': {
+      const r = (await call(base, 'POST', `/queue/${needId()}/retry`)) as { retried: unknown };
+      return `retrying ${arg}: ${JSON.stringify(r.retried)}\n`;
+    }
+    default:
+      throw new QueueClientError(`unknown queue action "${action}" (list, show, delete, retry)`);
+  }
+}
