@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { ApiException, CustomObjectsApi } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { API, API_GROUP, API_VERSION } from '../../services/common/config/schema.ts';
 import { type ControlPlane, startControlPlane } from '../helpers/envtest.ts';
 import { createNamespace, installCrds } from '../helpers/operator.ts';
@@ -107,5 +109,18 @@ describe('the generated CRDs on a real kube-apiserver', () => {
       create('RelayPolicy', 'bad-tls', { clients: { networks: ['10.0.0.0/8'] }, delivery: { tls: 'maybe' } }),
       /tls/,
     );
+  });
+
+  it('accepts the documented examples in examples/k8s as they are', async () => {
+    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    for (const file of ['maildomain.yaml', 'relaypolicy.yaml']) {
+      const docs = parseAllDocuments(
+        readFileSync(new URL(`../../examples/k8s/${file}`, import.meta.url), 'utf8'),
+      );
+      for (const doc of docs.map((d) => d.toJSON())) {
+        if (doc.kind === 'Secret') await core.createNamespacedSecret({ namespace: NS, body: doc });
+        else await create(doc.kind, `example-${doc.metadata.name}`, doc.spec);
+      }
+    }
   });
 });
