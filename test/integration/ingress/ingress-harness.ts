@@ -22,6 +22,7 @@ import type { IngressSettings, ListenerSettings } from '../../../services/ingres
 import { startTestNats, type TestNats } from '../../helpers/nats.ts';
 
 export interface Harness {
+  /** Replace with the result of `nats.restart()` after an outage, so `stop` cleans up the running one. */
   nats: TestNats;
   nc: NatsConnection;
   kv: KV;
@@ -92,7 +93,7 @@ export async function startHarness(opts: {
     },
   });
   const consumer = await jetstream(nc).consumers.get(STREAMS.submit, TEST_CONSUMER);
-  return {
+  const harness: Harness = {
     nats,
     nc,
     kv,
@@ -118,9 +119,11 @@ export async function startHarness(opts: {
       await ingress.close();
       config.stop();
       await nc.close().catch(() => undefined);
-      await nats.cleanup();
+      // After an outage test `nats` was replaced by the restarted server.
+      await harness.nats.cleanup();
     },
   };
+  return harness;
 }
 
 export interface SwaksResult {
