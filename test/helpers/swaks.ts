@@ -5,7 +5,7 @@ export interface SwaksResult {
   /** swaks exit code: 0 = transaction completed; non-zero names the failing phase. */
   code: number;
   transcript: string;
-  /** Server reply lines (`<~ ` / `<** ` prefixed lines), without the prefix. */
+  /** Server reply lines (`<- `, `<~ ` (TLS), `<** ` (error) prefixed lines), without the prefix. */
   replies: string[];
 }
 
@@ -25,8 +25,8 @@ export function swaks(args: string[], timeoutSec = 30): Promise<SwaksResult> {
         const transcript = `${stdout}${stderr}`;
         const replies = transcript
           .split('\n')
-          .filter((l) => /^\s*<(~|\*\*)?\s/.test(l))
-          .map((l) => l.replace(/^\s*<(~|\*\*)?\s+/, ''));
+          .filter((l) => /^\s*<(-|~|\*\*)\s/.test(l))
+          .map((l) => l.replace(/^\s*<(-|~|\*\*)\s+/, ''));
         resolve({ code, transcript, replies });
       },
     );
