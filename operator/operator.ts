@@ -89,6 +89,7 @@ async function startTerm(
   o: StartOperatorOptions,
   s: OperatorSettings,
   metrics: OperatorMetrics,
+  signal: AbortSignal,
 ): Promise<Term> {
   const { kubeConfig, nc, logger } = o;
   const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -137,9 +138,16 @@ async function startTerm(
       logger,
     }),
   });
+  const stopInformers = () => Promise.all([domains.stop(), policies.stop(), secrets.stop()]);
+  // Leadership lost or shutdown while the first list is still failing (API server down): give up the term.
+  signal.addEventListener('abort', () => void stopInformers(), { once: true });
   // Secrets first: a policy reconciled before its Secrets are cached would report SecretNotFound needlessly.
   await secrets.start();
   await Promise.all([domains.start(), policies.start()]);
+  if (signal.aborted) {
+    await stopInformers();
+    throw new Error('term aborted before its caches synced');
+  }
   mdController.watch(domains, (md) => mailDomainKeys(domains, md));
   rpController.watch(policies);
   rpController.watch(secrets, (secret) => policiesUsingSecret(policies, secret));
@@ -161,7 +169,7 @@ async function startTerm(
     async stop() {
       await autoscaler?.stop();
       await Promise.all([mdController.stop(), rpController.stop()]);
-      await Promise.all([domains.stop(), policies.stop(), secrets.stop()]);
+      await stopInformers();
       logger.info('controllers stopped');
     },
   };
@@ -172,6 +180,7 @@ export async function startOperator(o: StartOperatorOptions): Promise<Operator> 
   const s = { ...DEFAULT_OPERATOR_SETTINGS, ...o.settings };
   const metrics = createOperatorMetrics(o.registry);
   let term: Term | undefined;
+  let termAbort = new AbortController();
   let leading = false;
   let termReady = false;
   // Leadership changes are serialised: a term fully stops before the next starts.
@@ -186,17 +195,20 @@ export async function startOperator(o: StartOperatorOptions): Promise<Operator> 
     serial(async () => {
       leading = true;
       metrics.isLeader.set(1);
-      term = await startTerm(o, s, metrics);
+      termAbort = new AbortController();
+      term = await startTerm(o, s, metrics, termAbort.signal);
       termReady = true;
     });
-  const end = () =>
-    serial(async () => {
+  const end = () => {
+    termAbort.abort();
+    return serial(async () => {
       leading = false;
       termReady = false;
       metrics.isLeader.set(0);
       await term?.stop();
       term = undefined;
     });
+  };
 
   let elector: LeaderElector | undefined;
   if (s.leaderElection) {

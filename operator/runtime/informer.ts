@@ -51,6 +51,8 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
   #wake?: () => void;
   #loop?: Promise<void>;
   #synced = false;
+  /** Once stopped, an informer never starts again (a stop may race a pending start). */
+  #stopped = false;
 
   constructor(opts: InformerOptions<T>) {
     super();
@@ -71,7 +73,7 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
 
   /** Starts the list/watch loop; resolves after the first successful list. */
   async start(): Promise<void> {
-    if (this.#running) return;
+    if (this.#running || this.#stopped) return;
     this.#running = true;
     const synced = new Promise<void>((res) => this.once('synced', res));
     this.#loop = this.#run();
@@ -79,6 +81,7 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     this.#running = false;
     this.#abort?.abort();
     this.#wake?.();
@@ -99,7 +102,10 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
       // Watch until the resourceVersion expires (410) or we stop; each pass restarts from the last version.
       while (this.#running) {
         const outcome = await this.#watchOnce();
-        if (outcome === 'gone') break;
+        if (outcome === 'gone') {
+          this.#opts.logger.info({ path: this.#opts.path }, 'resourceVersion expired (410 Gone); relisting');
+          break;
+        }
         if (outcome === 'error') await this.#sleep(this.#retryDelay(++failures));
         else failures = 0;
       }

@@ -207,6 +207,15 @@ describe('MailDomain and RelayPolicy reconcilers (real kube-apiserver, real nats
     await waitReady('maildomains', 'first');
     await create('MailDomain', 'maildomains', 'second', { domain: 'shared.example' });
     await waitReady('maildomains', 'second', 'False', 'DomainConflict');
+    const events = await waitFor('a DomainConflict Event', async () => {
+      const list = await core.listNamespacedEvent({
+        namespace: NS,
+        fieldSelector: 'involvedObject.name=second,reason=DomainConflict',
+      });
+      return list.items.length ? list.items : undefined;
+    });
+    assert.equal(events[0]?.type, 'Warning');
+    assert.equal(events[0]?.involvedObject.kind, 'MailDomain');
     assert.equal(store.snapshot().domains.get('shared.example')?.source, `${NS}/first`);
 
     await remove('maildomains', 'first');
