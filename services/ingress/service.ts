@@ -36,9 +36,14 @@ export interface Ingress {
   close(): Promise<void>;
 }
 
-function listen(server: SMTPServer, host: string, port: number): Promise<number> {
+function listen(server: SMTPServer, host: string, port: number, reusePort: boolean): Promise<number> {
   return new Promise((resolve, reject) => {
-    const net = server.listen(port, host, () => {
+    // smtp-server passes listen() arguments through to net.Server; its typings omit the options-object form.
+    const listenWithOptions = server.listen as unknown as (
+      opts: object,
+      cb: () => void,
+    ) => ReturnType<SMTPServer['listen']>;
+    const net = listenWithOptions.call(server, { port, host, reusePort }, () => {
       net.off('error', reject);
       resolve((net.address() as { port: number }).port);
     });
@@ -66,7 +71,7 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
   try {
     for (const l of settings.listeners) {
       const server = createSmtpListener(l, { settings, config, submitter, metrics, rates, logger });
-      const port = await listen(server, l.host, l.port);
+      const port = await listen(server, l.host, l.port, settings.reusePort);
       started.push({ server, bound: { name: l.name, mode: l.mode, host: l.host, port } });
     }
   } catch (err) {

@@ -29,6 +29,11 @@ export interface IngressSettings {
   publishTimeoutMs: number;
   /** Bodies up to this many bytes travel inline in the Envelope; larger ones go to the object store. */
   inlineBodyMax: number;
+  /**
+   * SO_REUSEPORT on the listeners, so several ingress processes on one host share a port and the kernel spreads
+   * connections across them (local mode with --ingress N; in a cluster each pod has its own address).
+   */
+  reusePort: boolean;
 }
 
 export const DEFAULT_LISTENERS: ListenerSettings[] = [
@@ -87,6 +92,7 @@ export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): Ingre
     maxMessageSize: positiveInt(env, 'POSTERN_MAX_MESSAGE_SIZE', 25 * 1024 * 1024),
     publishTimeoutMs: positiveInt(env, 'POSTERN_PUBLISH_TIMEOUT_MS', 5000),
     inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 256 * 1024),
+    reusePort: env['POSTERN_REUSE_PORT'] === 'true',
   };
   if (certPath && keyPath) settings.tls = { cert: readFileSync(certPath), key: readFileSync(keyPath) };
   return settings;

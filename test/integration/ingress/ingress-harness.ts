@@ -89,6 +89,7 @@ export async function startHarness(opts: {
       maxMessageSize: 1024 * 1024,
       publishTimeoutMs: 1500,
       inlineBodyMax: 256 * 1024,
+      reusePort: false,
       ...opts.settings,
     },
   });
