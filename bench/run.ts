@@ -1,0 +1,259 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench [-- --quick] [--systems postern,postern-mx,postfix,haraka] [--only compare,scaling,dead]
+ * [--profile] [--out DIR]`: Postern local mode side by side with Postfix (and Haraka when it installs),
+ * alternating A B A B on the same sink in one run, then Postern's delivery/ingress scaling and the
+ * dead-destination run. Writes bench/results/<date>/{results.json,report.md,*.svg}. Never part of the test suite.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { analyseProfiles } from './lib/cpu-profile.ts';
+import { startDns } from './lib/dns.ts';
+import { machineInfo } from './lib/machine.ts';
+import { freePort } from './lib/ports.ts';
+import { killStartedGroups } from './lib/process-groups.ts';
+import { startSink } from './lib/sink-client.ts';
+import { writeReport } from './report.ts';
+import { type Load, measure, type RunResult, runGenerator, warmUp } from './runner.ts';
+import { harakaAvailable, startHaraka } from './systems/haraka.ts';
+import { startPostern } from './systems/postern.ts';
+import { postfixVersion, startPostfix } from './systems/postfix.ts';
+import type { Destinations, RunningSystem } from './systems/system.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    systems: { type: 'string' },
+    only: { type: 'string', default: 'compare,scaling,dead' },
+    profile: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    recipients: { type: 'string', default: '1' },
+  },
+});
+const quick = args.quick!;
+const plan = {
+  pairs: quick ? 2 : 3,
+  sessions: 10,
+  recipients: Number(args.recipients),
+  small: { size: 2 * 1024, messages: quick ? 3000 : 20_000 },
+  large: { size: 100 * 1024, messages: quick ? 600 : 4000 },
+  scaling: { messages: quick ? 3000 : 20_000, delivery: [1, 2, 4] },
+  dead: { backlog: quick ? 5000 : 100_000, healthy: quick ? 2000 : 10_000 },
+};
+const parts = new Set(args.only!.split(','));
+const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*/, '');
+const outDir = resolve(args.out ?? join(ROOT, 'bench/results', stamp));
+const work = join(process.env['BENCH_WORK_DIR'] ?? '/tmp', `postern-bench-${process.pid}`);
+mkdirSync(outDir, { recursive: true });
+mkdirSync(work, { recursive: true });
+const log = (msg: string) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+
+type Factory = (
+  label: string,
+  extra?: { delivery?: number; ingress?: number; nodeOptions?: string },
+) => Promise<RunningSystem>;
+
+const cleanups: Array<() => Promise<void>> = [];
+let running: RunningSystem | undefined;
+const cleanup = async () => {
+  if (running) await running.stop().catch(() => undefined);
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  killStartedGroups();
+};
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.on(sig, () => {
+    log(`${sig}: stopping everything`);
+    void cleanup().then(() => process.exit(130));
+  });
+
+const results: RunResult[] = [];
+const skipped: string[] = [];
+try {
+  // Healthy sink on 127.0.0.1, dead destination (451 at RCPT) on 127.0.0.2, same port (POSTERN_MX_PORT).
+  const sinkPort = await freePort('127.0.0.1');
+  const sink = await startSink([
+    { host: '127.0.0.1', port: sinkPort, mode: 'accept' },
+    { host: '127.0.0.2', port: sinkPort, mode: 'tempfail' },
+  ]);
+  cleanups.push(() => sink.stop());
+  const dns = await startDns(await freePort('127.0.0.1'), '127.0.0.1', '127.0.0.2');
+  cleanups.push(() => dns.stop());
+  const to: Destinations = {
+    healthy: { host: '127.0.0.1', port: sinkPort },
+    dead: { host: '127.0.0.2', port: sinkPort },
+    dns: { host: dns.host, port: dns.port },
+  };
+
+  const posternReady = existsSync(join(ROOT, 'services/delivery/main.ts'));
+  const factories: Record<string, Factory> = {};
+  if (posternReady) {
+    for (const route of ['smarthost', 'mx'] as const)
+      factories[route === 'smarthost' ? 'postern' : 'postern-mx'] = async (label, extra) =>
+        startPostern({
+          dir: join(work, label),
+          smtpPort: await freePort('127.0.0.1'),
+          submissionPort: await freePort('127.0.0.1'),
+          to,
+          route,
+          delivery: extra?.delivery ?? 1,
+          ingress: extra?.ingress ?? 1,
+          ...(extra?.nodeOptions ? { nodeOptions: extra.nodeOptions } : {}),
+          logFile: join(outDir, 'logs', `${label}.log`),
+        });
+  } else skipped.push('postern: services/delivery/main.ts does not exist yet (local mode cannot deliver)');
+  if (postfixVersion())
+    factories['postfix'] = async (label) =>
+      startPostfix({ dir: join(work, label), port: await freePort('127.0.0.1'), to });
+  else skipped.push('postfix: not installed (bench/setup.sh installs it as root)');
+  const haraka = harakaAvailable();
+  if (haraka.ok)
+    factories['haraka'] = async (label) =>
+      startHaraka({
+        dir: join(work, label),
+        port: await freePort('127.0.0.1'),
+        to,
+        logFile: join(outDir, 'logs', `${label}.log`),
+      });
+  else skipped.push(`haraka: ${haraka.reason}`);
+  mkdirSync(join(outDir, 'logs'), { recursive: true });
+
+  const wanted = (args.systems ?? 'postern,postfix,postern-mx,haraka').split(',').filter((s) => factories[s]);
+  let seq = 0;
+  const broken = new Set<string>();
+  /** Starts a system, warms it, measures one load, stops it (always). */
+  const oneRun = async (system: string, scenario: string, load: Load, extra?: Parameters<Factory>[1]) => {
+    const id = `r${++seq}`;
+    log(`${id} ${scenario}: ${system} ${load.generator} ${load.messages}×${load.size}B`);
+    if (broken.has(system)) return undefined;
+    try {
+      running = await factories[system]!(`${id}-${system}`, extra);
+      await warmUp(running, sink);
+      const r = await measure({ id, scenario, sys: running, sink, load });
+      results.push(r);
+      log(
+        `${id} accepted ${r.acceptedPerSec}/s delivered ${r.deliveredPerSec}/s lost ${r.lost} ` +
+          `accept p99 ${r.acceptLatencyMs?.p99 ?? '-'} ms e2e p99 ${r.endToEndLatencyMs?.p99 ?? '-'} ms`,
+      );
+      return r;
+    } catch (err) {
+      // One system failing (e.g. Haraka) must not sink the whole bench: note it and carry on without it.
+      log(`${id} ${system} failed: ${(err as Error).message}`);
+      skipped.push(`${system}: ${id} failed: ${(err as Error).message.split('\n')[0]}`);
+      broken.add(system);
+      return undefined;
+    } finally {
+      await running?.stop();
+      running = undefined;
+    }
+  };
+  const load = (size: number, messages: number, generator: Load['generator'] = 'bench'): Load => ({
+    generator,
+    messages,
+    size,
+    sessions: plan.sessions,
+    recipients: plan.recipients,
+    toDomain: 'healthy.bench',
+  });
+
+  if (parts.has('compare')) {
+    for (const { size, messages } of [plan.small, plan.large]) {
+      const scenario = `compare-${size / 1024}k`;
+      // A B A B: every pair runs each system once, in the same order, back to back.
+      for (let p = 0; p < plan.pairs; p++)
+        for (const system of wanted) await oneRun(system, scenario, load(size, messages));
+      // The same load from Postfix's smtp-source (a generator we did not write): throughput only.
+      for (const system of wanted)
+        await oneRun(system, `${scenario}-smtp-source`, load(size, messages, 'smtp-source'));
+    }
+  }
+  if (parts.has('scaling') && factories['postern']) {
+    for (const delivery of plan.scaling.delivery)
+      await oneRun('postern', `scaling-delivery-${delivery}`, load(2048, plan.scaling.messages), {
+        delivery,
+      });
+    await oneRun('postern', 'scaling-ingress-2-delivery-2', load(2048, plan.scaling.messages), {
+      delivery: 2,
+      ingress: 2,
+    });
+  }
+  if (parts.has('dead')) {
+    for (const system of ['postern-mx', 'postfix'].filter((s) => factories[s])) {
+      await oneRun(system, 'dead-baseline', load(2048, plan.dead.healthy));
+      const id = `r${++seq}`;
+      log(
+        `${id} dead-backlog: ${system} ${plan.dead.backlog} to dead.bench, then ${plan.dead.healthy} healthy`,
+      );
+      running = await factories[system]!(`${id}-${system}`);
+      try {
+        await warmUp(running, sink);
+        const backlog = await runGenerator({
+          host: running.smtp.host,
+          port: running.smtp.port,
+          sessions: plan.sessions,
+          messages: plan.dead.backlog,
+          size: 2048,
+          recipients: 1,
+          toDomain: 'dead.bench',
+          from: 'gen@src.bench',
+          tag: `${id}dead`,
+        });
+        log(`${id} backlog accepted ${backlog.accepted}`);
+        await sink.reset();
+        const r = await measure({
+          id,
+          scenario: 'dead-with-backlog',
+          sys: running,
+          sink,
+          load: load(2048, plan.dead.healthy),
+        });
+        const counts = await sink.count();
+        results.push({
+          ...r,
+          scenario: 'dead-with-backlog',
+          generatorErrors: [
+            ...r.generatorErrors,
+            `backlog accepted ${backlog.accepted}; dead-destination attempts during the healthy run: ${counts.tempfailed}`,
+          ],
+        });
+        log(`${id} healthy delivered ${r.deliveredPerSec}/s with backlog, lost ${r.lost}`);
+      } finally {
+        await running.stop();
+        running = undefined;
+      }
+    }
+  }
+  let profile: Awaited<ReturnType<typeof analyseProfiles>> | undefined;
+  if (args.profile && factories['postern']) {
+    const dir = join(work, 'cpu-prof');
+    log('profiling postern (node --cpu-prof on every service)');
+    await oneRun('postern', 'profile', load(2048, plan.small.messages), {
+      nodeOptions: `--cpu-prof --cpu-prof-dir=${dir}`,
+    });
+    profile = analyseProfiles(dir, join(work, `r${seq}-postern`, 'data', 'pids.json'));
+  }
+  const machine = machineInfo();
+  const commands = {
+    bench: `npm run bench --${quick ? ' --quick' : ''}${args.systems ? ` --systems ${args.systems}` : ''}`,
+    postfix: 'postfix -c <work>/rN-postfix start (main.cf/master.cf written by bench/systems/postfix.ts)',
+    postern:
+      'node bin/postern.ts local --config <work>/bench.yaml --data-dir <dir> --smtp-port P --delivery N --ingress N',
+    smtpSource: `smtp-source -s ${plan.sessions} -m M -l SIZE -r ${plan.recipients} -d -N -f gen@src.bench -t rcpt@healthy.bench -M src.bench 127.0.0.1:P`,
+    generator: `node bench/load-generator.ts '{"sessions":${plan.sessions},"messages":M,"size":SIZE,...}'`,
+  };
+  writeFileSync(
+    join(outDir, 'results.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), quick, plan, machine, commands, skipped, results, profile }, null, 2)}\n`,
+  );
+  writeReport(outDir, { quick, plan, machine, commands, skipped, results, profile });
+  log(`report: ${join(outDir, 'report.md')}`);
+} catch (err) {
+  log(`failed: ${(err as Error).stack ?? err}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+  execFileSync('rm', ['-rf', work]);
+}
