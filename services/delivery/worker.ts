@@ -4,6 +4,7 @@
  * acks the job only after that publish's PubAck (rule 1: never ack without a report).
  */
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { processConcurrently } from '../common/consume.ts';
 import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
 import type { Logger } from '../common/telemetry.ts';
 import type { DeliveryJob, DeliveryResult, RecipientOutcome } from '../common/types.ts';
@@ -39,7 +40,6 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const { js, pool, log, metrics } = opts;
   const consumer = await js.consumers.get(STREAMS.outbound, CONSUMERS.delivery(pool));
   const messages = await consumer.consume({ max_messages: opts.concurrency });
-  const inflight = new Set<Promise<void>>();
   // working() resets the server's ack timer (JetStream "+WPI"): a long SMTP transaction is not redelivered.
   const heartbeatMs = Math.max(1000, Math.min(10_000, Math.floor(opts.ackWaitMs / 3)));
 
@@ -113,19 +113,5 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     }
   };
 
-  const loop = (async () => {
-    for await (const m of messages) {
-      while (inflight.size >= opts.concurrency) await Promise.race(inflight);
-      const p: Promise<void> = handle(m).finally(() => inflight.delete(p));
-      inflight.add(p);
-    }
-  })();
-
-  return {
-    async stop() {
-      await messages.close();
-      await loop.catch(() => {});
-      await Promise.all(inflight);
-    },
-  };
+  return processConcurrently(messages, opts.concurrency, handle);
 }

@@ -4,6 +4,7 @@
  * with a delay so the message returns later; input that can never be processed is terminated with a log line.
  */
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { processConcurrently } from '../common/consume.ts';
 import type { Logger } from '../common/telemetry.ts';
 
 /** Thrown by a parser: the message is malformed, retrying cannot help. */
@@ -34,7 +35,6 @@ export interface RunningConsumer {
 export async function runConsumer<T>(opts: ConsumerOptions<T>): Promise<RunningConsumer> {
   const consumer = await opts.js.consumers.get(opts.stream, opts.durable);
   const messages = await consumer.consume({ max_messages: opts.maxMessages });
-  const inflight = new Set<Promise<void>>();
 
   const process = async (m: JsMsg) => {
     let item: T;
@@ -60,19 +60,5 @@ export async function runConsumer<T>(opts: ConsumerOptions<T>): Promise<RunningC
     }
   };
 
-  const loop = (async () => {
-    for await (const m of messages) {
-      while (inflight.size >= opts.concurrency) await Promise.race(inflight);
-      const p: Promise<void> = process(m).finally(() => inflight.delete(p));
-      inflight.add(p);
-    }
-  })();
-
-  return {
-    async stop() {
-      await messages.close();
-      await loop.catch(() => {});
-      await Promise.all(inflight);
-    },
-  };
+  return processConcurrently(messages, opts.concurrency, process);
 }
