@@ -115,10 +115,13 @@ function globMatches(pattern: string, text: string): boolean {
   return new RegExp(`^${re}$`, 'u').test(text);
 }
 
-/** Inbound domain whose recipient list (if any) admits the address. */
+/**
+ * Inbound domain whose recipient list (if any) admits the address. `postmaster` is always admitted: RFC 5321
+ * §4.5.1 requires every domain a server provides mail service for to accept mail for its postmaster.
+ */
 function inboundAccepts(domain: DomainConfig, local: string, address: string): boolean {
   const list = domain.inbound?.recipients;
-  if (!list) return true;
+  if (!list || local === 'postmaster') return true;
   return list.some((entry) => {
     const p = entry.toLowerCase();
     return p.includes('@') ? globMatches(p, address) : globMatches(p, local);

@@ -83,6 +83,11 @@ describe('RCPT TO decision', () => {
     assert.equal(decide('bob@listed.example').accept, true);
   });
 
+  it('always accepts postmaster of an inbound domain, listed or not (RFC 5321 §4.5.1)', () => {
+    assert.equal(decide('postmaster@listed.example').accept, true);
+    assert.equal(decide('PostMaster@listed.example').accept, true);
+  });
+
   it('treats a domain without inbound as foreign (relay rules apply)', () => {
     assert.equal(refusal(decide('x@off.example')), '554 5.7.1');
   });
