@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything Postern needs on a fresh machine, idempotent and quick when already done:
 # npm dependencies (incl. the Node 24 runtime package), Debian packages used as real peers in tests and
-# bench (swaks, Postfix's smtp-source/smtp-sink, dnsmasq), and the infrastructure binaries (nats-server;
+# bench (swaks, Postfix's smtp-source/smtp-sink, dnsmasq, Prometheus for the dashboard queries), and the infrastructure binaries (nats-server;
 # with --tests also etcd, kube-apiserver, helm) cached outside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,7 @@ if $want_tests; then
   command -v swaks >/dev/null || missing+=(swaks)
   command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || missing+=(postfix)
   command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
+  command -v prometheus >/dev/null || missing+=(prometheus)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       log "installing Debian packages: ${missing[*]}"
