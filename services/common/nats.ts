@@ -22,6 +22,7 @@ export const STREAMS = {
   outbound: 'OUTBOUND',
   results: 'RESULTS',
   events: 'EVENTS',
+  bodies: 'BODIES',
 } as const;
 
 export const SUBJECTS = {
@@ -33,6 +34,7 @@ export const SUBJECTS = {
   scheduled: (pool: string, jobId: string) => `mail.sched.${pool}.${subjectToken(jobId)}`,
   result: (pool: string) => `mail.result.${pool}`,
   event: (kind: string) => `mail.event.${kind}`,
+  body: (messageId: string) => `mail.body.${subjectToken(messageId)}`,
 } as const;
 
 export const BODY_BUCKET = 'bodies';
@@ -94,6 +96,14 @@ export async function ensureTopology(nc: NatsConnection, replicas = 1): Promise<
     max_age: nanos(7 * 86_400_000),
     max_bytes: 1024 ** 3,
     discard: DiscardPolicy.Old,
+  });
+  // One message per body (services/common/body-store.ts); deleted by purging its subject when the message is done.
+  await ensureStream(jsm, {
+    ...common,
+    name: STREAMS.bodies,
+    subjects: ['mail.body.>'],
+    retention: RetentionPolicy.Limits,
+    max_msgs_per_subject: 1,
   });
   const kvm = new Kvm(nc);
   await kvm.create(CONFIG_BUCKET, { history: 5, replicas });

@@ -15,8 +15,14 @@ export type Route =
 /** opportunistic: STARTTLS when offered; required: fail (defer) without TLS; none: never STARTTLS. */
 export type TlsMode = 'none' | 'opportunistic' | 'required';
 
-/** The message body: inline (base64) when small, else a name in the `bodies` object store. */
-export type BodyRef = { inline: string } | { object: string; size: number };
+/**
+ * The message body (services/common/body-store.ts): inline (base64) when small, a message in the `BODIES`
+ * stream (`stored` = message id) up to the server's max payload, else a name in the `bodies` object store.
+ */
+export type BodyRef =
+  | { inline: string }
+  | { stored: string; size: number }
+  | { object: string; size: number };
 
 /** Published by ingress on SUBMIT (`mail.submit.<shard>`) once per accepted message. */
 export interface Envelope {
@@ -74,9 +80,12 @@ export interface RecipientOutcome {
   remoteMta?: string;
 }
 
-/** Published by delivery on RESULTS (`mail.result.<pool>`) after every attempt. */
+/**
+ * Published by delivery on RESULTS (`mail.result.<pool>`) after every attempt. The job travels back without its
+ * body: the queue keeps the body reference in its message state.
+ */
 export interface DeliveryResult {
-  job: DeliveryJob;
+  job: Omit<DeliveryJob, 'body'>;
   outcomes: RecipientOutcome[];
   attemptedAt: string;
   durationMs: number;

@@ -3,17 +3,16 @@
  * transaction and turn every answer into per-recipient outcomes. Never throws for remote or network trouble:
  * those become outcomes; only our own bugs escape (the worker then reports deferred with a local reason).
  */
-import type { ObjectStore } from '@nats-io/obj';
+import type { BodyStore } from '../common/body-store.ts';
 import type { Logger } from '../common/telemetry.ts';
 import type { DeliveryJob, RecipientOutcome } from '../common/types.ts';
-import { loadBody } from './body.ts';
 import { classifyError, type ErrorLike } from './classify.ts';
 import type { ConnectionPool } from './connection-pool.ts';
 import { type DestinationContext, destinationKey, destinationName, openDestination } from './destination.ts';
 import { signMessage } from './dkim.ts';
 
 export interface DeliverContext extends DestinationContext {
-  bodies: ObjectStore;
+  bodies: BodyStore;
   pool: ConnectionPool;
   log: Logger;
 }
@@ -41,7 +40,7 @@ export async function deliverJob(job: DeliveryJob, ctx: DeliverContext): Promise
   });
   let raw: Buffer;
   try {
-    raw = await loadBody(ctx.bodies, job.body);
+    raw = await ctx.bodies.get(job.body);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot load message body');
     return outcomesForAll(job.recipients, err as ErrorLike);

@@ -3,10 +3,10 @@
  * See docs/delivery.md.
  */
 import { jetstream } from '@nats-io/jetstream';
-import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
-import { BODY_BUCKET, CONSUMERS, ensureConsumer, STREAMS, SUBJECTS } from '../common/nats.ts';
+import { BodyStore } from '../common/body-store.ts';
+import { CONSUMERS, ensureConsumer, STREAMS, SUBJECTS } from '../common/nats.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { createRecordResolver } from './dns-resolver.ts';
@@ -41,7 +41,7 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
       maxAckPending: 4 * settings.concurrency,
     },
   );
-  const bodies = await new Objm(nc).open(BODY_BUCKET);
+  const bodies = new BodyStore(nc);
   const gauge = metrics.connectionsActive.labels({ pool: settings.pool });
   const pool = new ConnectionPool({
     idleMs: settings.idleTimeoutMs,

@@ -77,7 +77,14 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         });
       }
       const durationMs = Math.round(performance.now() - started);
-      const result: DeliveryResult = { job, outcomes, attemptedAt: new Date().toISOString(), durationMs };
+      // The body stays behind: the queue has its reference in the message state (a result is a small message).
+      const { body: _body, ...jobWithoutBody } = job;
+      const result: DeliveryResult = {
+        job: jobWithoutBody,
+        outcomes,
+        attemptedAt: new Date().toISOString(),
+        durationMs,
+      };
       // Nats-Msg-Id per attempt: a redelivered job that was already reported is deduplicated by the stream.
       await js.publish(SUBJECTS.result(pool), JSON.stringify(result), {
         msgID: `result.${job.jobId}.a${job.attempt}`,

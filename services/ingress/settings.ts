@@ -91,7 +91,7 @@ export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): Ingre
     hostname: env['POSTERN_HOSTNAME'] || hostname(),
     maxMessageSize: positiveInt(env, 'POSTERN_MAX_MESSAGE_SIZE', 25 * 1024 * 1024),
     publishTimeoutMs: positiveInt(env, 'POSTERN_PUBLISH_TIMEOUT_MS', 5000),
-    inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 256 * 1024),
+    inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 16 * 1024),
     reusePort: env['POSTERN_REUSE_PORT'] === 'true',
   };
   if (certPath && keyPath) settings.tls = { cert: readFileSync(certPath), key: readFileSync(keyPath) };

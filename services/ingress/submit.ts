@@ -1,13 +1,14 @@
 /**
- * Durable hand-off to the queue: the body goes inline (small) or to the `bodies` object store (large), then the
+ * Durable hand-off to the queue: the body goes inline (small) or to the body store (services/common/body-store.ts:
+ * the BODIES stream, or the object store when huge), then the
  * Envelope is published on SUBMIT with Nats-Msg-Id = message id. `submit` resolves only once JetStream has
  * acknowledged everything (DESIGN §3 rule 1) — the caller answers 250 after that and 451 when it rejects.
  */
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
-import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BODY_BUCKET, SUBJECTS } from '../common/nats.ts';
-import type { Envelope } from '../common/types.ts';
+import { BodyStore } from '../common/body-store.ts';
+import { SUBJECTS } from '../common/nats.ts';
+import type { BodyRef, Envelope } from '../common/types.ts';
 
 /** One shard for now; the queue consumes `mail.submit.>` so more shards need no consumer change. */
 export const SUBMIT_SHARD = 0;
@@ -57,18 +58,9 @@ function definitelyNotStored(err: unknown): boolean {
 
 export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Submitter {
   const js: JetStreamClient = jetstream(nc, { timeout: opts.timeoutMs });
-  let store: Promise<ObjectStore> | undefined;
-  const objects = () => {
-    store ??= new Objm(nc).open(BODY_BUCKET).catch((err) => {
-      store = undefined; // retry the lookup next time (e.g. NATS was down)
-      throw err;
-    });
-    return store;
-  };
-  const removeObject = (id: string) =>
-    objects()
-      .then((os) => os.delete(id))
-      .catch((err: Error) => opts.onCleanupError?.(id, err));
+  const bodies = new BodyStore(nc, opts.timeoutMs);
+  const removeBody = (ref: BodyRef, id: string) =>
+    bodies.delete(ref).catch((err: Error) => opts.onCleanupError?.(id, err));
 
   return {
     async submit(partial, body) {
@@ -78,14 +70,13 @@ export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Sub
       if (body.length <= opts.inlineBodyMax) {
         envelope = { ...partial, size: body.length, body: { inline: body.toString('base64') } };
       } else {
-        const os = await withDeadline(objects(), opts.timeoutMs, 'open object store');
-        await withDeadline(
-          os.putBlob({ name: id }, body, { timeout: opts.timeoutMs }),
+        const ref = await withDeadline(
+          bodies.put(id, body, opts.timeoutMs),
           opts.timeoutMs,
           `store body ${id}`,
-          () => void removeObject(id),
+          (late) => void removeBody(late, id),
         );
-        envelope = { ...partial, size: body.length, body: { object: id, size: body.length } };
+        envelope = { ...partial, size: body.length, body: ref };
       }
       try {
         // Nats-Msg-Id = message id: a retried publish inside the duplicate window is stored once.
@@ -100,10 +91,10 @@ export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Sub
       } catch (err) {
         // Only a definite refusal proves the envelope was not stored: after a timeout the client may still
         // flush the buffered publish on reconnect, and an envelope whose body we deleted would be lost mail.
-        if ('object' in envelope.body && definitelyNotStored(err)) void removeObject(id);
+        if (!('inline' in envelope.body) && definitelyNotStored(err)) void removeBody(envelope.body, id);
         throw err;
       }
-      return { stored: 'object' in envelope.body ? 'object' : 'inline' };
+      return { stored: 'inline' in envelope.body ? 'inline' : 'object' };
     },
   };
 }

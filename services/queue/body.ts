@@ -1,18 +1,25 @@
 /**
- * Access to stored message bodies for the queue: the original's header section (for DSN part 3) and deletion
- * of the object once every recipient is final. Bodies are inline (base64) or in object store `bodies`.
+ * Stored message bodies as the queue needs them: the original's header section (for DSN part 3) and deletion
+ * once every recipient is final. Storage itself is services/common/body-store.ts.
  */
-import type { ObjectStore } from '@nats-io/obj';
+import type { BodyStore } from '../common/body-store.ts';
 import type { BodyRef } from '../common/types.ts';
 import { headerSection } from './dsn.ts';
 
 /** Headers longer than this are cut: a DSN needs the original's headers, not a megabyte of them. */
 const MAX_HEADER_BYTES = 256 * 1024;
 
-/** The header section of a body, or undefined when the object no longer exists. */
-export async function readHeaderSection(bodies: ObjectStore, body: BodyRef): Promise<string | undefined> {
-  if ('inline' in body) return headerSection(Buffer.from(body.inline, 'base64'));
-  const obj = await bodies.get(body.object);
+/** The header section of a body, or undefined when the body no longer exists. */
+export async function readHeaderSection(bodies: BodyStore, body: BodyRef): Promise<string | undefined> {
+  if (!('object' in body)) {
+    try {
+      return headerSection((await bodies.get(body)).subarray(0, MAX_HEADER_BYTES));
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EBODYGONE') return undefined;
+      throw err;
+    }
+  }
+  const obj = await (await bodies.objects()).get(body.object);
   if (!obj) return undefined;
   const chunks: Buffer[] = [];
   let size = 0;
@@ -32,12 +39,7 @@ export async function readHeaderSection(bodies: ObjectStore, body: BodyRef): Pro
   return headerSection(Buffer.concat(chunks).subarray(0, MAX_HEADER_BYTES));
 }
 
-/** Deletes a body object; inline bodies and already-deleted objects need nothing. */
-export async function deleteBody(bodies: ObjectStore, body: BodyRef): Promise<void> {
-  if ('inline' in body) return;
-  try {
-    await bodies.delete(body.object);
-  } catch (err) {
-    if (!/not found/i.test(String((err as Error).message))) throw err;
-  }
+/** Deletes a stored body; inline bodies and bodies already gone need nothing. */
+export function deleteBody(bodies: BodyStore, body: BodyRef): Promise<void> {
+  return bodies.delete(body);
 }

@@ -1,7 +1,7 @@
 /** What the queue's handlers share: clients for JetStream, KV and object store, config, metrics, settings. */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import type { ObjectStore } from '@nats-io/obj';
+import type { BodyStore } from '../common/body-store.ts';
 import type { ConfigStore } from '../common/config/store.ts';
 import type { Logger } from '../common/telemetry.ts';
 import type { QueueMetrics } from './metrics.ts';
@@ -10,7 +10,7 @@ import type { SuppressionList } from './suppression.ts';
 export interface QueueContext {
   js: JetStreamClient;
   state: KV;
-  bodies: ObjectStore;
+  bodies: BodyStore;
   suppression: SuppressionList;
   config: ConfigStore;
   metrics: QueueMetrics;

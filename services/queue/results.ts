@@ -101,11 +101,10 @@ function recordAttempt(ctx: QueueContext, key: string, result: DeliveryResult, d
     mark(d.failed, 'bounced');
     mark(d.expired, 'expired');
     if (d.next) {
-      const { body: _body, ...stored } = d.next.job;
       s.jobs[job.jobId] = {
         status: 'deferred',
         attempt: d.next.job.attempt,
-        job: stored,
+        job: d.next.job,
         nextAttemptAt: d.next.due.toISOString(),
         lastResponse: result.outcomes.find((o) => o.status === 'deferred')?.response ?? '',
       };

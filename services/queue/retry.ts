@@ -10,7 +10,7 @@ export interface AttemptDecision {
   /** Deferred, but the next attempt would fall after the message's expiry: final, bounced with 4.4.7. */
   expired: RecipientOutcome[];
   /** The next attempt for the deferred recipients, when there is one. */
-  next?: { job: DeliveryJob; due: Date };
+  next?: { job: Omit<DeliveryJob, 'body'>; due: Date };
 }
 
 /** Delay before attempt `attempt + 1`: `scheduleMs[attempt - 1]`, the last entry repeating. */

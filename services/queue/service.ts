@@ -4,18 +4,11 @@
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
+import { BodyStore } from '../common/body-store.ts';
 import type { ConfigStore } from '../common/config/store.ts';
-import {
-  BODY_BUCKET,
-  CONSUMERS,
-  ensureConsumer,
-  STATE_BUCKET,
-  STREAMS,
-  SUPPRESSION_BUCKET,
-} from '../common/nats.ts';
+import { CONSUMERS, ensureConsumer, STATE_BUCKET, STREAMS, SUPPRESSION_BUCKET } from '../common/nats.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { startAdminServer } from './admin.ts';
 import { runConsumer } from './consumer.ts';
@@ -48,7 +41,7 @@ export async function startQueue(opts: {
   const ctx: QueueContext = {
     js,
     state: await kvm.open(STATE_BUCKET),
-    bodies: await new Objm(nc).open(BODY_BUCKET),
+    bodies: new BodyStore(nc),
     suppression: new SuppressionList(await kvm.open(SUPPRESSION_BUCKET), settings.suppressionTtlMs),
     config: opts.config,
     metrics: createQueueMetrics(opts.registry),

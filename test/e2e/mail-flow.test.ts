@@ -3,6 +3,9 @@
  * processes over a real nats-server), real SMTP/LMTP peers on 127.0.0.N, MX answers from a real DNS server.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startTestDns, type TestDns } from '../helpers/dns.ts';
 import { eventually, startPostern, type TestPostern } from '../helpers/postern.ts';
@@ -112,6 +115,26 @@ spec:
     assert.deepEqual(msg!.to, ['user@remote.test']);
     assert.match(msg!.raw.toString(), /Subject: via mx/);
     assert.match(msg!.raw.toString(), /^Received: /m, 'Postern added a Received header');
+  });
+
+  it('relays a 300 KB message (stored out of line in the body store) intact', async () => {
+    const line = `${'0123456789'.repeat(7)}abcdefg`;
+    const body = Array.from({ length: 4000 }, (_, i) => `${String(i).padStart(5, '0')} ${line}`).join('\n');
+    const file = join(mkdtempSync(join(tmpdir(), 'postern-large-')), 'body.txt');
+    writeFileSync(file, body);
+    const r = await send(
+      'big@sender.test',
+      ['large@remote.test'],
+      ['--header', 'Subject: large', '--body', `@${file}`],
+    );
+    rmSync(dirname(file), { recursive: true, force: true });
+    assert.equal(r.code, 0, r.transcript);
+    const msg = await eventually('the large message at the MX', () =>
+      sinks['backupMx']!.messages.find((m) => m.to.includes('large@remote.test')),
+    );
+    const text = msg.raw.toString();
+    assert.ok(text.includes(`03999 ${line}`), 'the last line arrived');
+    assert.equal(text.split(line).length - 1, 4000, 'every line arrived exactly once');
   });
 
   it('relays through the smarthost named by the client\u2019s RelayPolicy', async () => {

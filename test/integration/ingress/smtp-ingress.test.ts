@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Objm } from '@nats-io/obj';
+import { BodyStore } from '../../../services/common/body-store.ts';
 import { hashPassword } from '../../../services/common/config/password.ts';
 import {
   DEFAULT_RETRY,
@@ -12,7 +12,6 @@ import {
   type PolicyConfig,
   policyKey,
 } from '../../../services/common/config/resolved.ts';
-import { BODY_BUCKET } from '../../../services/common/nats.ts';
 import {
   type Harness,
   RawSmtp,
@@ -279,7 +278,7 @@ describe('SMTP ingress (real nats-server, swaks and raw sockets)', () => {
     assert.equal(await h.nextEnvelope(1000), undefined, 'nothing was queued');
   });
 
-  it('stores a large body in the object store and references it from the envelope', async () => {
+  it('stores a large body out of line in the body store and references it from the envelope', async () => {
     const big = join(files, 'large.eml');
     writeFileSync(big, `Subject: large\n\n${`${'z'.repeat(76)}\n`.repeat(5000)}`);
     const r = await swaks(h.port('mx'), [
@@ -294,12 +293,12 @@ describe('SMTP ingress (real nats-server, swaks and raw sockets)', () => {
     ]);
     assert.match(r.output, /250 2\.0\.0 Ok: queued as/, r.output);
     const env = await h.nextEnvelope();
-    assert.ok(env && 'object' in env.body, JSON.stringify(env?.body));
-    assert.equal(env.body.object, env.id);
+    assert.ok(env && 'stored' in env.body, JSON.stringify(env?.body));
+    assert.equal(env.body.stored, env.id);
     assert.ok(env.body.size > 256 * 1024);
-    const stored = await (await new Objm(h.nc).open(BODY_BUCKET)).getBlob(env.id);
-    assert.equal(stored?.length, env.body.size);
-    assert.match(Buffer.from(stored!).toString('latin1', 0, 200), /^Received: from client\.test/);
+    const stored = await new BodyStore(h.nc).get(env.body);
+    assert.equal(stored.length, env.body.size);
+    assert.match(stored.toString('latin1', 0, 200), /^Received: from client\.test/);
   });
 
   for (const [kind, body] of [

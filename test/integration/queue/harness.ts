@@ -29,6 +29,7 @@ import {
   SUBJECTS,
 } from '../../../services/common/nats.ts';
 import type {
+  BodyRef,
   DeliveryJob,
   DeliveryResult,
   Envelope,
@@ -253,6 +254,6 @@ export async function startHarness(config: {
 }
 
 /** The DSN text carried inline by an envelope or job. */
-export function inlineText(body: { inline: string } | { object: string }): string {
+export function inlineText(body: BodyRef): string {
   return 'inline' in body ? Buffer.from(body.inline, 'base64').toString('utf8') : '';
 }

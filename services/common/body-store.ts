@@ -1,0 +1,108 @@
+/**
+ * Where message bodies live between ingress and the last delivery attempt. Three places, by size:
+ * - inline (base64 in the envelope/job) up to a few KiB: no extra round trip at all;
+ * - the `BODIES` stream, one message per body on `mail.body.<id>`, up to just under the server's max payload:
+ *   one publish to store, one leader-served get to load, one subject purge to delete (no tombstones left);
+ * - the `bodies` object store (chunked) beyond that, e.g. a 25 MiB message.
+ * Keeping bodies out of the envelopes, jobs and per-message state means a 100 KB message is written to
+ * JetStream once, not once per hop (see docs/architecture.md, "Bodies").
+ */
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type ObjectStore, Objm } from '@nats-io/obj';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { BODY_BUCKET, STREAMS, SUBJECTS } from './nats.ts';
+import type { BodyRef } from './types.ts';
+
+/** Thrown when a stored body is gone (an admin deleted the message): a permanent failure for delivery. */
+export class BodyGoneError extends Error {
+  code = 'EBODYGONE';
+  constructor(name: string) {
+    super(`message body missing (deleted): ${name} not in the body store`);
+  }
+}
+
+/** Room left in a NATS message for headers when a body is stored as one stream message. */
+const HEADROOM = 16 * 1024;
+
+export class BodyStore {
+  readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
+  #jsm?: Promise<JetStreamManager>;
+  #objects?: Promise<ObjectStore>;
+
+  constructor(nc: NatsConnection, timeoutMs = 5000) {
+    this.#nc = nc;
+    this.#js = jetstream(nc, { timeout: timeoutMs });
+  }
+
+  #manager(): Promise<JetStreamManager> {
+    this.#jsm ??= jetstreamManager(this.#nc).catch((err) => {
+      this.#jsm = undefined;
+      throw err;
+    });
+    return this.#jsm;
+  }
+
+  /** The object store for very large bodies (opened lazily; a failed open is retried next time). */
+  objects(): Promise<ObjectStore> {
+    this.#objects ??= new Objm(this.#nc).open(BODY_BUCKET).catch((err) => {
+      this.#objects = undefined;
+      throw err;
+    });
+    return this.#objects;
+  }
+
+  /** Largest body stored as a single stream message. */
+  streamMax(): number {
+    return Math.max((this.#nc.info?.max_payload ?? 1024 * 1024) - HEADROOM, 0);
+  }
+
+  /**
+   * Stores a body out of line and resolves once JetStream acknowledged it. Idempotent per id (Nats-Msg-Id on
+   * the stream publish; the object store replaces an object of the same name).
+   */
+  async put(id: string, body: Buffer, timeoutMs: number): Promise<BodyRef> {
+    if (body.length <= this.streamMax()) {
+      await this.#js.publish(SUBJECTS.body(id), body, { msgID: `body.${id}`, timeout: timeoutMs });
+      return { stored: id, size: body.length };
+    }
+    const os = await this.objects();
+    await os.putBlob({ name: id }, body, { timeout: timeoutMs });
+    return { object: id, size: body.length };
+  }
+
+  /** Loads a body; throws BodyGoneError when it was deleted. */
+  async get(ref: BodyRef): Promise<Buffer> {
+    if ('inline' in ref) return Buffer.from(ref.inline, 'base64');
+    if ('stored' in ref) {
+      const jsm = await this.#manager();
+      // The leader-served get (not a direct get): a follower could lag behind a body acknowledged a moment ago.
+      const msg = await jsm.streams
+        .getMessage(STREAMS.bodies, { last_by_subj: SUBJECTS.body(ref.stored) })
+        .catch((err) => {
+          if (/no message found|not found/i.test(String((err as Error).message))) return null;
+          throw err;
+        });
+      if (!msg) throw new BodyGoneError(ref.stored);
+      return Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
+    }
+    const data = await (await this.objects()).getBlob(ref.object);
+    if (!data) throw new BodyGoneError(ref.object);
+    return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Deletes a stored body; inline bodies and bodies already gone need nothing. */
+  async delete(ref: BodyRef): Promise<void> {
+    if ('inline' in ref) return;
+    if ('stored' in ref) {
+      const jsm = await this.#manager();
+      await jsm.streams.purge(STREAMS.bodies, { filter: SUBJECTS.body(ref.stored) });
+      return;
+    }
+    try {
+      await (await this.objects()).delete(ref.object);
+    } catch (err) {
+      if (!/not found/i.test(String((err as Error).message))) throw err;
+    }
+  }
+}
