@@ -24,7 +24,9 @@ const lat = (l: RunResult['acceptLatencyMs']) => (l ? `${l.p50} / ${l.p95} / ${l
 const row = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`;
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
-  const m = s.length ? (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2 : Number.NaN;
+  const m = s.length
+    ? (s[Math.floor((s.length - 1) / 2)]! + s[Math.ceil((s.length - 1) / 2)]!) / 2
+    : Number.NaN;
   return Math.round(m * 100) / 100;
 };
 const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : Number.NaN);
