@@ -65,6 +65,7 @@ async function local(args: string[]) {
     adminPort: int(values['admin-port'], 'admin-port'),
     metricsBasePort: int(values['metrics-base-port'], 'metrics-base-port'),
     onLine: (_name, line) => process.stdout.write(`${line}\n`),
+    passthrough: { out: process.stdout, err: process.stderr },
   });
   handle.supervisor.on('restart', (name) => say({ msg: 'restarting service', child: name }));
   say({

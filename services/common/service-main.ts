@@ -54,7 +54,9 @@ export function runServiceMain(
       ready: () => !nc.isClosed() && service !== undefined && (service.ready?.() ?? true),
     });
     service = await start({ env, logger, registry, nc, ...(config ? { config } : {}) });
-    logger.info({ ...service.info, metrics: `${env.metricsHost}:${telemetry.port}` }, 'ready');
+    // The ready line is always written (local mode and tests wait for it), whatever LOG_LEVEL says.
+    const announce = logger.isLevelEnabled('info') ? logger : createLogger(name, 'info');
+    announce.info({ ...service.info, metrics: `${env.metricsHost}:${telemetry.port}` }, 'ready');
 
     let stopping = false;
     const stop = async (signal: string) => {

@@ -30,6 +30,8 @@ export interface LocalOptions {
   /** Extra environment for every service (e.g. POSTERN_DNS_SERVERS, POSTERN_MX_PORT for tests). */
   env?: Record<string, string>;
   onLine?: (name: string, line: string) => void;
+  /** Once a service is ready, copy its output here unparsed (the CLI: stdout/stderr); `onLine` then stops. */
+  passthrough?: { out: NodeJS.WritableStream; err: NodeJS.WritableStream };
 }
 
 export interface LocalHandle {
@@ -52,7 +54,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
     host,
     ...(opts.natsPort ? { port: opts.natsPort } : {}),
   });
-  const supervisor = new Supervisor();
+  const supervisor = new Supervisor(opts.passthrough);
   if (opts.onLine) supervisor.on('line', opts.onLine);
   try {
     const nc = await connectNats(nats.url, 'postern-local');

@@ -5,7 +5,6 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { createInterface } from 'node:readline';
 
 export interface ChildSpec {
   /** Unique name, e.g. `ingress-0`. */
@@ -22,11 +21,21 @@ export interface RunningChild {
   ready: Record<string, unknown>;
 }
 
-/** Emits 'line' (name, line) for each stdout/stderr line, 'exit' (name, code, signal), 'restart' (name). */
+/**
+ * Emits 'line' (name, line) for each stdout/stderr line, 'exit' (name, code, signal), 'restart' (name).
+ * With `passthrough`, a child's output is split into lines only until it is ready; after that its bytes go
+ * straight to the passthrough stream (no per-line work in this process on the hot path) and 'line' stops.
+ */
 export class Supervisor extends EventEmitter {
   readonly children = new Map<string, RunningChild>();
+  readonly #passthrough: { out: NodeJS.WritableStream; err: NodeJS.WritableStream } | undefined;
   #stopping = false;
   #restarts = new Map<string, number>();
+
+  constructor(passthrough?: { out: NodeJS.WritableStream; err: NodeJS.WritableStream }) {
+    super();
+    this.#passthrough = passthrough;
+  }
 
   /** Starts a child and resolves when it reports ready; rejects if it exits first. */
   async start(spec: ChildSpec, readyTimeoutMs = 60_000): Promise<RunningChild> {
@@ -46,20 +55,39 @@ export class Supervisor extends EventEmitter {
         reject(new Error(`${spec.name} exited (${code ?? signal}) before it was ready`));
       };
       child.once('exit', onExit);
-      for (const stream of [child.stdout!, child.stderr!]) {
-        createInterface({ input: stream }).on('line', (line) => {
-          this.emit('line', spec.name, line);
-          if (line.includes('"msg":"ready"')) {
-            try {
-              running.ready = JSON.parse(line) as Record<string, unknown>;
-            } catch {
-              // a ready line that is not JSON still counts
-            }
-            clearTimeout(timer);
-            child.off('exit', onExit);
-            resolve(running);
+      let isReady = false;
+      const onLine = (line: string) => {
+        this.emit('line', spec.name, line);
+        if (!isReady && line.includes('"msg":"ready"')) {
+          isReady = true;
+          try {
+            running.ready = JSON.parse(line) as Record<string, unknown>;
+          } catch {
+            // a ready line that is not JSON still counts
           }
+          clearTimeout(timer);
+          child.off('exit', onExit);
+          resolve(running);
+        }
+      };
+      const pass = this.#passthrough;
+      for (const [stream, target] of [
+        [child.stdout!, pass?.out],
+        [child.stderr!, pass?.err],
+      ] as const) {
+        let pending = '';
+        stream.on('data', (chunk: Buffer) => {
+          if (isReady && target) {
+            if (pending) target.write(`${pending}\n`);
+            pending = '';
+            target.write(chunk);
+            return;
+          }
+          const lines = (pending + chunk.toString('utf8')).split('\n');
+          pending = lines.pop() ?? '';
+          for (const line of lines) onLine(line);
         });
+        stream.on('end', () => pending && onLine(pending));
       }
     });
     child.on('exit', (code, signal) => {
