@@ -155,7 +155,9 @@ export async function handleResult(ctx: QueueContext, result: DeliveryResult): P
   m.bounces.inc({ type: 'soft' }, d.expired.length);
   if (d.next) m.deferred.inc({ pool: job.pool });
   if (dsnSent) m.dsnSent.inc();
-  ctx.log.info(
+  // Delivery already logs every attempt's outcome at info; here only what changes the plan is worth info.
+  const eventful = d.next !== undefined || d.failed.length > 0 || d.expired.length > 0;
+  ctx.log[eventful ? 'info' : 'debug'](
     {
       messageId: job.messageId,
       jobId: job.jobId,

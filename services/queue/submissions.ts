@@ -93,7 +93,7 @@ export async function handleSubmission(ctx: QueueContext, env: Envelope): Promis
   // Every recipient suppressed: nothing will ever read the body again.
   if (Object.keys(state.jobs).length === 0) await deleteBody(ctx.bodies, env.body);
   ctx.metrics.recipientsFinal.inc({ result: 'suppressed' }, suppressed.length);
-  ctx.log.info(
+  ctx.log.debug(
     { messageId: env.id, jobs: firstAttempt.length, suppressed: suppressed.length },
     'message routed',
   );
