@@ -14,6 +14,7 @@ import type { DsnRecipient } from './dsn.ts';
 import { publishEvent, scheduleJob } from './outputs.ts';
 import { type AttemptDecision, decideAttempt } from './retry.ts';
 import {
+  deleteStateIf,
   type FinalResult,
   isComplete,
   type MessageState,
@@ -38,7 +39,7 @@ export function parseResult(data: string): DeliveryResult {
 export async function finishMessage(ctx: QueueContext, key: string, state: MessageState): Promise<void> {
   await deleteBody(ctx.bodies, state.body);
   await ctx.state.delete(key);
-  ctx.log.info({ messageId: state.id }, 'message complete');
+  ctx.log.debug({ messageId: state.id }, 'message complete');
 }
 
 function dsnRecipients(d: AttemptDecision, attemptedAt: string): DsnRecipient[] {
@@ -88,31 +89,62 @@ async function publishOutcomeEvents(ctx: QueueContext, result: DeliveryResult, d
 }
 
 /** Records the attempt in the state (CAS); returns the new state, or undefined when it was already recorded. */
-function recordAttempt(ctx: QueueContext, key: string, result: DeliveryResult, d: AttemptDecision) {
+function recordAttempt(
+  ctx: QueueContext,
+  key: string,
+  result: DeliveryResult,
+  d: AttemptDecision,
+  known: { state: MessageState; revision: number },
+) {
   const { job } = result;
-  return updateState(ctx.state, key, (s) => {
-    const js = s.jobs[job.jobId];
-    if (!js || js.status === 'final' || js.attempt !== job.attempt) return undefined;
-    const mark = (list: RecipientOutcome[], res: FinalResult) => {
-      for (const o of list)
-        s.final[o.recipient] = { result: res, response: o.response, at: result.attemptedAt };
-    };
-    mark(d.delivered, 'delivered');
-    mark(d.failed, 'bounced');
-    mark(d.expired, 'expired');
-    if (d.next) {
-      s.jobs[job.jobId] = {
-        status: 'deferred',
-        attempt: d.next.job.attempt,
-        job: d.next.job,
-        nextAttemptAt: d.next.due.toISOString(),
-        lastResponse: result.outcomes.find((o) => o.status === 'deferred')?.response ?? '',
+  return updateState(
+    ctx.state,
+    key,
+    (s) => {
+      const js = s.jobs[job.jobId];
+      if (!js || js.status === 'final' || js.attempt !== job.attempt) return undefined;
+      const mark = (list: RecipientOutcome[], res: FinalResult) => {
+        for (const o of list)
+          s.final[o.recipient] = { result: res, response: o.response, at: result.attemptedAt };
       };
-    } else {
-      s.jobs[job.jobId] = { ...js, status: 'final' };
-    }
-    return s;
-  });
+      mark(d.delivered, 'delivered');
+      mark(d.failed, 'bounced');
+      mark(d.expired, 'expired');
+      if (d.next) {
+        s.jobs[job.jobId] = {
+          status: 'deferred',
+          attempt: d.next.job.attempt,
+          job: d.next.job,
+          nextAttemptAt: d.next.due.toISOString(),
+          lastResponse: result.outcomes.find((o) => o.status === 'deferred')?.response ?? '',
+        };
+      } else {
+        s.jobs[job.jobId] = { ...js, status: 'final' };
+      }
+      return s;
+    },
+    known,
+  );
+}
+
+/**
+ * The common case — this attempt ends the last open job — needs no state update: the state is deleted with a
+ * compare-and-set on the revision just read (false if anyone changed it meanwhile: take the normal path). The
+ * state goes before the body, so a crash in between can leave an orphaned body, never a body-less message.
+ */
+async function finishIfLast(
+  ctx: QueueContext,
+  key: string,
+  result: DeliveryResult,
+  d: AttemptDecision,
+  current: { state: MessageState; revision: number },
+): Promise<boolean> {
+  const others = Object.entries(current.state.jobs).filter(([id]) => id !== result.job.jobId);
+  if (d.next || others.some(([, j]) => j.status !== 'final')) return false;
+  if (!(await deleteStateIf(ctx.state, key, current.revision))) return false;
+  await deleteBody(ctx.bodies, current.state.body);
+  ctx.log.debug({ messageId: current.state.id }, 'message complete');
+  return true;
 }
 
 export async function handleResult(ctx: QueueContext, result: DeliveryResult): Promise<void> {
@@ -145,8 +177,9 @@ export async function handleResult(ctx: QueueContext, result: DeliveryResult): P
   );
   await publishOutcomeEvents(ctx, result, d);
 
-  const written = await recordAttempt(ctx, key, result, d);
-  if (!written) return;
+  const finished = await finishIfLast(ctx, key, result, d, current);
+  const written = finished ? undefined : await recordAttempt(ctx, key, result, d, current);
+  if (!finished && !written) return;
   const m = ctx.metrics;
   m.recipientsFinal.inc({ result: 'delivered' }, d.delivered.length);
   m.recipientsFinal.inc({ result: 'bounced' }, d.failed.length);
@@ -170,5 +203,5 @@ export async function handleResult(ctx: QueueContext, result: DeliveryResult): P
     },
     'attempt recorded',
   );
-  if (isComplete(written)) await finishMessage(ctx, key, written);
+  if (written && isComplete(written)) await finishMessage(ctx, key, written);
 }

@@ -65,15 +65,20 @@ function isCasConflict(err: unknown): boolean {
 /**
  * Applies `change` to the current state with compare-and-set, retrying on concurrent writers.
  * `change` gets a fresh copy each time and returns the new state, or undefined to leave it unchanged.
- * Returns the state written (or undefined when nothing was written).
+ * Returns the state written (or undefined when nothing was written). `known` (a state the caller just read)
+ * saves the first read; a stale one simply loses the compare-and-set and the loop reads afresh.
  */
 export async function updateState(
   kv: KV,
   key: string,
   change: (state: MessageState) => MessageState | undefined,
+  known?: { state: MessageState; revision: number },
 ): Promise<MessageState | undefined> {
   for (let i = 0; i < MAX_CAS_ATTEMPTS; i++) {
-    const current = await readState(kv, key);
+    const current =
+      i === 0 && known
+        ? { state: structuredClone(known.state), revision: known.revision }
+        : await readState(kv, key);
     if (!current) return undefined;
     const next = change(current.state);
     if (!next) return undefined;
@@ -85,6 +90,17 @@ export async function updateState(
     }
   }
   throw new Error(`message ${key}: state update lost ${MAX_CAS_ATTEMPTS} compare-and-set races in a row`);
+}
+
+/** Deletes the state only if it is still at `revision`; false when someone changed it in between. */
+export async function deleteStateIf(kv: KV, key: string, revision: number): Promise<boolean> {
+  try {
+    await kv.delete(key, { previousSeq: revision });
+    return true;
+  } catch (err) {
+    if (isCasConflict(err)) return false;
+    throw err;
+  }
 }
 
 /** Creates the state, or returns the existing one (a redelivered submission keeps what was planned first). */
