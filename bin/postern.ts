@@ -2,7 +2,7 @@
 /**
  * The `postern` command line.
  *   postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--ingress N]
- *                 [--delivery N] [--nats-port N] [--admin-port N] [--metrics-base-port N]
+ *                 [--delivery N] [--nats-port N] [--nats-sync always|default] [--admin-port N] [--metrics-base-port N]
  *   postern apply -f FILE [--data-dir DIR | --nats URL]
  *   postern validate -f FILE
  *   postern queue list|show|delete|retry [ID] [--from ADDR] [--domain DOMAIN] [--data-dir DIR | --admin URL]
@@ -17,7 +17,7 @@ import { QueueClientError, queueCommand } from '../services/local/queue-client.t
 
 const USAGE = `usage:
   postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--ingress N] [--delivery N]
-                [--nats-port N] [--admin-port N] [--metrics-base-port N]
+                [--nats-port N] [--nats-sync always|default] [--admin-port N] [--metrics-base-port N]
   postern apply -f FILE [--data-dir DIR | --nats URL]
   postern validate -f FILE
   postern queue list|show|delete|retry [ID] [--from ADDR] [--domain DOMAIN] [--data-dir DIR | --admin URL]`;
@@ -46,11 +46,15 @@ async function local(args: string[]) {
       ingress: { type: 'string' },
       delivery: { type: 'string' },
       'nats-port': { type: 'string' },
+      'nats-sync': { type: 'string', default: 'default' },
       'admin-port': { type: 'string' },
       'metrics-base-port': { type: 'string' },
     },
   });
   if (!values.config) fail(`local needs --config FILE\n${USAGE}`);
+  const natsSync = values['nats-sync'];
+  if (natsSync !== 'always' && natsSync !== 'default')
+    fail(`--nats-sync must be always or default (got "${natsSync}")`);
   const say = (obj: Record<string, unknown>) =>
     process.stdout.write(`${JSON.stringify({ time: Date.now(), service: 'postern', ...obj })}\n`);
   const handle = await startLocal({
@@ -62,6 +66,7 @@ async function local(args: string[]) {
     ingressProcesses: int(values.ingress, 'ingress'),
     deliveryProcesses: int(values.delivery, 'delivery'),
     natsPort: int(values['nats-port'], 'nats-port'),
+    natsSync,
     adminPort: int(values['admin-port'], 'admin-port'),
     metricsBasePort: int(values['metrics-base-port'], 'metrics-base-port'),
     onLine: (_name, line) => process.stdout.write(`${line}\n`),

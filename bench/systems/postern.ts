@@ -81,6 +81,9 @@ export async function startPostern(o: PosternOptions): Promise<RunningSystem> {
     String(o.delivery),
     '--ingress',
     String(o.ingress),
+    // BENCH_POSTERN_SYNC=always: fsync every JetStream write before the PubAck, like Postfix's fsync before 250.
+    '--nats-sync',
+    process.env['BENCH_POSTERN_SYNC'] === 'always' ? 'always' : 'default',
   ];
   const child: ChildProcess = spawn(join(ROOT, 'node_modules/.bin/node'), args, {
     env,

@@ -22,6 +22,8 @@ export interface LocalOptions {
   smtpPort?: number;
   submissionPort?: number;
   natsPort?: number;
+  /** `always`: fsync every JetStream write before the PubAck (see startNatsServer). */
+  natsSync?: 'always' | 'default';
   adminPort?: number;
   ingressProcesses?: number;
   deliveryProcesses?: number;
@@ -52,6 +54,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
   const nats = await startNatsServer({
     storeDir: join(opts.dataDir, 'nats'),
     host,
+    sync: opts.natsSync ?? 'default',
     ...(opts.natsPort ? { port: opts.natsPort } : {}),
   });
   const supervisor = new Supervisor(opts.passthrough);

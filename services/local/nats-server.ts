@@ -3,7 +3,7 @@
  * JetStream on loopback. Used by local mode and by the test helpers.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +34,14 @@ function versionOk(bin: string): boolean {
   }
 }
 
+/** JetStream flags; `sync_interval` has no command-line flag, so `always` goes through a config file. */
+function jetstreamArgs(storeDir: string, sync: 'always' | 'default'): string[] {
+  if (sync === 'default') return ['-js', '-sd', storeDir];
+  const conf = join(storeDir, 'postern-jetstream.conf');
+  writeFileSync(conf, `jetstream {\n  store_dir: ${JSON.stringify(storeDir)}\n  sync_interval: always\n}\n`);
+  return ['-c', conf];
+}
+
 /** A free TCP port on the given loopback address. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((res, rej) => {
@@ -62,6 +70,12 @@ export async function startNatsServer(opts: {
   port?: number;
   host?: string;
   logTo?: 'inherit' | 'ignore';
+  /**
+   * `always`: JetStream fsyncs every write before acknowledging it (like Postfix's fsync before 250), so an
+   * acknowledged message survives a power loss on a single node. Default: nats-server's own (fsync every 2 min;
+   * a process crash loses nothing, the page cache survives it; in a cluster, R3 replication covers node loss).
+   */
+  sync?: 'always' | 'default';
 }): Promise<NatsServerHandle> {
   const bin = findNatsServer();
   const host = opts.host ?? '127.0.0.1';
@@ -69,7 +83,15 @@ export async function startNatsServer(opts: {
   mkdirSync(opts.storeDir, { recursive: true });
   const child = spawn(
     bin,
-    ['-a', host, '-p', String(port), '-js', '-sd', opts.storeDir, '--http_port', '0'],
+    [
+      '-a',
+      host,
+      '-p',
+      String(port),
+      '--http_port',
+      '0',
+      ...jetstreamArgs(opts.storeDir, opts.sync ?? 'default'),
+    ],
     {
       stdio: ['ignore', opts.logTo ?? 'ignore', opts.logTo ?? 'pipe'],
     },
