@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../services/local/nats-server.ts';
-import { eventually } from '../helpers/postern.ts';
+import { eventually, smarthostRelayConfig } from '../helpers/postern.ts';
 import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
 import { swaks } from '../helpers/swaks.ts';
 
@@ -39,14 +39,7 @@ describe('the postern command', () => {
   let sink: SmtpSink;
   let local: ChildProcess;
   let smtpPort: number;
-  const config = (extra = '') => `
-apiVersion: postern.dev/v1alpha1
-kind: RelayPolicy
-metadata: { name: loopback }
-spec:
-  clients: { networks: [127.0.0.1/32] }
-  delivery: { smarthost: { host: 127.0.0.9, port: ${sink.port}, tls: none } }
-${extra}`;
+  const config = (extra = '') => smarthostRelayConfig({ host: '127.0.0.9', port: sink.port, extra });
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'postern-cli-'));

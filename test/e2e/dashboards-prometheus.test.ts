@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../services/local/nats-server.ts';
-import { eventually, startPostern, type TestPostern } from '../helpers/postern.ts';
+import { eventually, smarthostRelayConfig, startPostern, type TestPostern } from '../helpers/postern.ts';
 import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
 import { swaks } from '../helpers/swaks.ts';
 
@@ -52,14 +52,7 @@ describe('the dashboard against a real Prometheus scraping Postern', () => {
       },
     });
     postern = await startPostern({
-      config: `
-apiVersion: postern.dev/v1alpha1
-kind: RelayPolicy
-metadata: { name: loopback }
-spec:
-  clients: { networks: [127.0.0.1/32] }
-  delivery: { smarthost: { host: 127.0.0.9, port: ${sink.port}, tls: none } }
-`,
+      config: smarthostRelayConfig({ host: '127.0.0.9', port: sink.port }),
     });
     const targets = [...postern.supervisor.children.values()].map((c) => String(c.ready['metrics']));
     assert.ok(

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startNatsServer } from '../../services/local/nats-server.ts';
-import { eventually, startPostern, type TestPostern } from '../helpers/postern.ts';
+import { eventually, smarthostRelayConfig, startPostern, type TestPostern } from '../helpers/postern.ts';
 import { sendLoad, testIdOf } from '../helpers/smtp-client.ts';
 import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
 import { swaks } from '../helpers/swaks.ts';
@@ -21,16 +21,12 @@ describe('durability of accepted mail', () => {
   before(async () => {
     sink = await startSmtpSink({ host: '127.0.0.9' });
     postern = await startPostern({
-      config: `
-apiVersion: postern.dev/v1alpha1
-kind: RelayPolicy
-metadata: { name: loopback }
-spec:
-  clients: { networks: [127.0.0.0/8] }
-  delivery:
-    smarthost: { host: 127.0.0.9, port: ${sink.port}, tls: none }
-    retry: { schedule: [1s] }
-`,
+      config: smarthostRelayConfig({
+        host: '127.0.0.9',
+        port: sink.port,
+        networks: '127.0.0.0/8',
+        retry: '{ schedule: [1s] }',
+      }),
     });
   });
   after(async () => {

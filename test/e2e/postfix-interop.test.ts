@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../services/local/nats-server.ts';
-import { eventually, startPostern, type TestPostern } from '../helpers/postern.ts';
+import { eventually, smarthostRelayConfig, startPostern, type TestPostern } from '../helpers/postern.ts';
 
 /** Postfix's test tools live in /usr/sbin (Debian package postfix). */
 const bin = (name: string) => `/usr/sbin/${name}`;
@@ -30,14 +30,7 @@ describe('interoperability with Postfix tools', () => {
       { stdio: 'ignore' },
     );
     postern = await startPostern({
-      config: `
-apiVersion: postern.dev/v1alpha1
-kind: RelayPolicy
-metadata: { name: loopback }
-spec:
-  clients: { networks: [127.0.0.0/8] }
-  delivery: { smarthost: { host: 127.0.0.11, port: ${port}, tls: none } }
-`,
+      config: smarthostRelayConfig({ host: '127.0.0.11', port, networks: '127.0.0.0/8' }),
     });
   });
   after(async () => {

@@ -46,6 +46,28 @@ export async function startPostern(opts: {
   };
 }
 
+/**
+ * The config most e2e tests start from: a RelayPolicy named `loopback` letting `networks` relay everything through
+ * the smarthost at host:port (an SMTP sink), plus any `extra` documents and policy `delivery` fields.
+ */
+export function smarthostRelayConfig(opts: {
+  host: string;
+  port: number;
+  networks?: string;
+  retry?: string;
+  extra?: string;
+}): string {
+  return `
+apiVersion: postern.dev/v1alpha1
+kind: RelayPolicy
+metadata: { name: loopback }
+spec:
+  clients: { networks: [${opts.networks ?? '127.0.0.1/32'}] }
+  delivery:
+    smarthost: { host: ${opts.host}, port: ${opts.port}, tls: none }
+${opts.retry ? `    retry: ${opts.retry}\n` : ''}${opts.extra ?? ''}`;
+}
+
 /** Polls `check` until it returns a truthy value or the deadline passes (conditions, never timings). */
 export type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
 
