@@ -144,6 +144,14 @@ export function writeReport(dir: string, input: ReportInput): void {
         md.push(row([r.scenario, r.system, u.role, u.processes, u.cpuSeconds, mb(u.peakRssBytes)]));
     md.push('', 'Single process: kernel VmHWM. Several processes of one role: peak of their summed PSS.', '');
   }
+  const halfPeak = results.filter((r) => r.scenario.startsWith('latency-'));
+  if (halfPeak.length)
+    md.push(
+      '## Accept latency at half of peak load (2 KB, open loop; DESIGN §9 target: p99 < 50 ms)',
+      '',
+      ...runTable(halfPeak),
+      '',
+    );
   const scaling = results.filter((r) => r.scenario.startsWith('scaling-'));
   if (scaling.length) md.push('## Scaling (Postern, 2 KB, smarthost)', '', ...runTable(scaling), '');
   const dead = results.filter((r) => r.scenario.startsWith('dead-'));

@@ -27,7 +27,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     systems: { type: 'string' },
-    only: { type: 'string', default: 'compare,scaling,dead' },
+    only: { type: 'string', default: 'compare,latency,scaling,dead' },
     profile: { type: 'boolean', default: false },
     out: { type: 'string' },
     recipients: { type: 'string', default: '1' },
@@ -168,6 +168,27 @@ try {
       // The same load from Postfix's smtp-source (a generator we did not write): throughput only.
       for (const system of wanted)
         await oneRun(system, `${scenario}-smtp-source`, load(size, messages, 'smtp-source'));
+    }
+  }
+  if (parts.has('latency')) {
+    // DESIGN §9: p99 accept latency at half of peak load. Peak = this run's median 2 KB delivered/s of the
+    // system (the compare part), or a fresh closed-loop run when compare was skipped; then an open-loop run
+    // paced at half of it.
+    for (const system of ['postern', 'postfix'].filter((s) => factories[s])) {
+      const peaks = results
+        .filter(
+          (r) =>
+            r.system.startsWith(system === 'postern' ? 'postern (smarthost' : 'postfix') &&
+            r.scenario === 'compare-2k',
+        )
+        .map((r) => r.deliveredPerSec)
+        .sort((a, b) => a - b);
+      let peak = peaks[Math.floor((peaks.length - 1) / 2)];
+      if (!peak)
+        peak = (await oneRun(system, 'latency-peak', load(2048, plan.small.messages)))?.deliveredPerSec;
+      if (!peak) continue;
+      const rate = Math.max(1, Math.round(peak / 2));
+      await oneRun(system, `latency-half-peak (${rate}/s)`, { ...load(2048, plan.small.messages), rate });
     }
   }
   if (parts.has('scaling') && factories['postern']) {

@@ -21,6 +21,8 @@ export interface Load {
   sessions: number;
   recipients: number;
   toDomain: string;
+  /** Open-loop pacing in messages per second (latency-at-load runs); absent = as fast as possible. */
+  rate?: number;
 }
 
 /** Figures of one run (the JSON the report is built from). */
@@ -152,6 +154,7 @@ export async function measure(opts: {
       toDomain: load.toDomain,
       from: 'gen@src.bench',
       tag: opts.id,
+      ...(load.rate ? { rate: load.rate } : {}),
     });
     accepted = r.accepted;
     refused = r.tempfailed + r.rejected;
