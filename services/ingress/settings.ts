@@ -23,6 +23,8 @@ export interface IngressSettings {
   tls?: { cert: Buffer; key: Buffer };
   /** Name in the banner and the Received header. */
   hostname: string;
+  /** Where `RCPT TO:<postmaster>` (no domain) goes: RFC 5321 §4.5.1 says it MUST be accepted. */
+  postmaster?: string;
   /** Global message size limit in bytes (RFC 1870 SIZE). */
   maxMessageSize: number;
   /** How long to wait for a JetStream PubAck before answering 451. */
@@ -89,6 +91,7 @@ export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): Ingre
       ? parseListeners(env['POSTERN_INGRESS_LISTENERS'])
       : DEFAULT_LISTENERS,
     hostname: env['POSTERN_HOSTNAME'] || hostname(),
+    postmaster: env['POSTERN_POSTMASTER'] || `postmaster@${env['POSTERN_HOSTNAME'] || hostname()}`,
     maxMessageSize: positiveInt(env, 'POSTERN_MAX_MESSAGE_SIZE', 25 * 1024 * 1024),
     publishTimeoutMs: positiveInt(env, 'POSTERN_PUBLISH_TIMEOUT_MS', 5000),
     inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 16 * 1024),

@@ -154,6 +154,13 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     },
 
     onRcptTo(address, session, callback) {
+      if (/^postmaster$/i.test(address.address)) {
+        // RFC 5321 §4.5.1: the bare reserved mailbox is always accepted, and goes to the configured
+        // postmaster address (an operator-chosen destination, so this opens no relay).
+        address.address = settings.postmaster ?? `postmaster@${settings.hostname}`;
+        log.info({ client: session.remoteAddress, to: address.address }, 'RCPT TO:<postmaster> accepted');
+        return callback();
+      }
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
       const decision = decideRecipient({
         recipient: address.address,

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { startPostern, type TestPostern } from '../helpers/postern.ts';
+import { eventually, startPostern, type TestPostern } from '../helpers/postern.ts';
 import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
 import { swaks } from '../helpers/swaks.ts';
 
@@ -44,6 +44,7 @@ describe('open-relay and abuse attempts against Postern', () => {
   before(async () => {
     smarthost = await startSmtpSink({ host: '127.0.0.9' });
     postern = await startPostern({
+      env: { POSTERN_POSTMASTER: 'postmaster@ours.test' },
       config: `
 apiVersion: postern.dev/v1alpha1
 kind: MailDomain
@@ -213,6 +214,27 @@ stringData: { alice: s3cret }
     assert.ok(!replies.some((l) => /^250 2\.0\.0 .*queued/i.test(l)), 'nothing was queued');
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(smarthost.messages.length, before);
+  });
+
+  it('accepts RCPT TO:<postmaster> without a domain from anyone and delivers it to the postmaster', async () => {
+    const replies = await rawSession(postern.smtpPort, [
+      'EHLO x.test\r\n',
+      'MAIL FROM:<someone@elsewhere.test>\r\n',
+      'RCPT TO:<Postmaster>\r\n',
+      'DATA\r\n',
+      'Subject: for the postmaster\r\n\r\nhello\r\n.\r\n',
+      'QUIT\r\n',
+    ]);
+    assert.ok(
+      replies.some((l) => /^250 .*queued/i.test(l)),
+      replies.join('\n'),
+    );
+    const msg = await eventually('the message at the postmaster\u2019s mailbox', () =>
+      smarthost.messages.find(
+        (m) => m.to.includes('postmaster@ours.test') && m.raw.includes('for the postmaster'),
+      ),
+    );
+    assert.equal(msg.from, 'someone@elsewhere.test');
   });
 
   it('answers VRFY with 252 and discloses nothing', async () => {
