@@ -223,6 +223,25 @@ try {
           tag: `${id}dead`,
         });
         log(`${id} backlog accepted ${backlog.accepted}`);
+        // DESIGN §9 is about a backlog *waiting* for a dead destination: let every backlog message have its
+        // first (451) attempt, so the healthy run measures a deferred backlog, not one still being routed.
+        // Bounded: 15 min overall, or 60 s without progress.
+        const settleStart = Date.now();
+        let lastSeen = -1;
+        let lastProgress = Date.now();
+        for (;;) {
+          const { tempfailed } = await sink.count();
+          if (tempfailed >= backlog.accepted) break;
+          if (tempfailed > lastSeen) {
+            lastSeen = tempfailed;
+            lastProgress = Date.now();
+          }
+          if (Date.now() - settleStart > 15 * 60_000 || Date.now() - lastProgress > 60_000) break;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+        const settled = (await sink.count()).tempfailed;
+        const settleSeconds = Math.round((Date.now() - settleStart) / 1000);
+        log(`${id} backlog first attempts ${settled}/${backlog.accepted} after ${settleSeconds} s`);
         await sink.reset();
         const r = await measure({
           id,
@@ -237,7 +256,7 @@ try {
           scenario: 'dead-with-backlog',
           generatorErrors: [
             ...r.generatorErrors,
-            `backlog accepted ${backlog.accepted}; dead-destination attempts during the healthy run: ${counts.tempfailed}`,
+            `backlog accepted ${backlog.accepted}; first attempts done before the healthy run: ${settled} (after ${settleSeconds} s); dead-destination attempts during the healthy run: ${counts.tempfailed}`,
           ],
         });
         log(`${id} healthy delivered ${r.deliveredPerSec}/s with backlog, lost ${r.lost}`);
