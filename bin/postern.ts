@@ -5,7 +5,7 @@
  *                 [--delivery N] [--nats-port N] [--nats-sync always|default] [--admin-port N] [--metrics-base-port N]
  *   postern apply -f FILE [--data-dir DIR | --nats URL]
  *   postern validate -f FILE
- *   postern queue list|show|delete|retry [ID] [--from ADDR] [--domain DOMAIN] [--data-dir DIR | --admin URL]
+ *   postern queue list|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--data-dir DIR | --admin URL]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ const USAGE = `usage:
                 [--nats-port N] [--nats-sync always|default] [--admin-port N] [--metrics-base-port N]
   postern apply -f FILE [--data-dir DIR | --nats URL]
   postern validate -f FILE
-  postern queue list|show|delete|retry [ID] [--from ADDR] [--domain DOMAIN] [--data-dir DIR | --admin URL]`;
+  postern queue list|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--data-dir DIR | --admin URL]`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`postern: ${message}\n`);

@@ -77,7 +77,17 @@ export async function queueCommand(
       const r = (await call(base, 'POST', `/queue/${needId()}/retry`)) as { retried: unknown };
       return `retrying ${arg}: ${JSON.stringify(r.retried)}\n`;
     }
+    case 'hold': {
+      const r = (await call(base, 'POST', `/queue/${needId()}/hold`)) as { held: unknown };
+      return `on hold ${arg}: ${JSON.stringify(r.held)}\n`;
+    }
+    case 'release': {
+      const r = (await call(base, 'POST', `/queue/${needId()}/release`)) as { released: unknown };
+      return `released ${arg}: ${JSON.stringify(r.released)}\n`;
+    }
     default:
-      throw new QueueClientError(`unknown queue action "${action}" (list, show, delete, retry)`);
+      throw new QueueClientError(
+        `unknown queue action "${action}" (list, show, delete, retry, hold, release)`,
+      );
   }
 }

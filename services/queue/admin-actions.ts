@@ -1,5 +1,5 @@
 /**
- * Operator actions on the queue (like postqueue/postsuper): list, inspect, drop, retry now. They work on the
+ * Operator actions on the queue (like postqueue/postsuper): list, inspect, drop, retry now, hold, release. They work on the
  * message state in KV and on the deferred jobs' message schedules in OUTBOUND.
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
@@ -140,4 +140,73 @@ export async function retryNow(ctx: QueueContext, id: string): Promise<string[] 
   });
   ctx.log.info({ messageId: id, jobs: retried }, 'retry requested by operator');
   return retried;
+}
+
+/**
+ * Puts a message on hold (postsuper -h): deferred jobs lose their schedule and wait as 'held'; a job in flight
+ * finishes its attempt, and if that attempt defers, it is held instead of scheduled. Returns the jobs affected,
+ * or undefined when the message is not queued.
+ */
+export async function holdMessage(
+  ctx: QueueContext,
+  jsm: JetStreamManager,
+  id: string,
+): Promise<string[] | undefined> {
+  const key = stateKey(id);
+  if (!(await readState(ctx.state, key))) return undefined;
+  const held: string[] = [];
+  const unscheduled: { pool: string; jobId: string }[] = [];
+  await updateState(ctx.state, key, (s) => {
+    held.length = 0;
+    unscheduled.length = 0;
+    for (const [jobId, j] of Object.entries(s.jobs)) {
+      if (j.status === 'deferred') {
+        unscheduled.push({ pool: j.job.pool, jobId });
+        const { nextAttemptAt: _next, ...rest } = j;
+        s.jobs[jobId] = { ...rest, status: 'held' };
+      } else if (j.status === 'active') s.jobs[jobId] = { ...j, hold: true };
+      else continue;
+      held.push(jobId);
+    }
+    return s;
+  });
+  // A schedule that fires between the state write and this purge becomes an attempt whose deferral is then
+  // held too (the job's state says so): nothing is lost either way.
+  for (const u of unscheduled) {
+    await jsm.streams.purge(STREAMS.outbound, { filter: SUBJECTS.scheduled(u.pool, u.jobId) });
+  }
+  ctx.log.info({ messageId: id, jobs: held }, 'message put on hold by operator');
+  return held;
+}
+
+/** Releases a held message (postsuper -H): held jobs are attempted at once, pending holds are cleared. */
+export async function releaseMessage(ctx: QueueContext, id: string): Promise<string[] | undefined> {
+  const key = stateKey(id);
+  const current = await readState(ctx.state, key);
+  if (!current) return undefined;
+  const now = new Date();
+  const released: string[] = [];
+  for (const [jobId, j] of Object.entries(current.state.jobs)) {
+    if (j.status !== 'held') continue;
+    await scheduleJob(
+      ctx.js,
+      jobWithBody(current.state, j),
+      now,
+      `${jobId}.a${j.attempt}.release${now.getTime()}`,
+    );
+    released.push(jobId);
+  }
+  await updateState(ctx.state, key, (s) => {
+    for (const [jobId, j] of Object.entries(s.jobs)) {
+      if (released.includes(jobId) && j.status === 'held') {
+        s.jobs[jobId] = { ...j, status: 'active', nextAttemptAt: now.toISOString() };
+      } else if (j.hold) {
+        const { hold: _hold, ...rest } = j;
+        s.jobs[jobId] = rest;
+      }
+    }
+    return s;
+  });
+  ctx.log.info({ messageId: id, jobs: released }, 'message released by operator');
+  return released;
 }

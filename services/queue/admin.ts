@@ -4,11 +4,13 @@
  *   GET    /queue/:id                     one message with its jobs and final recipients
  *   DELETE /queue/:id                     drop it (pending jobs final, schedules purged, body deleted)
  *   POST   /queue/:id/retry               publish its deferred jobs now
+ *   POST   /queue/:id/hold                put it on hold (no further attempts until released)
+ *   POST   /queue/:id/release             release a held message (attempted at once)
  * Binds where POSTERN_ADMIN_HOST/PORT say (loopback by default): it has no authentication of its own.
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { JetStreamManager } from '@nats-io/jetstream';
-import { dropMessage, getQueued, listQueue, retryNow } from './admin-actions.ts';
+import { dropMessage, getQueued, holdMessage, listQueue, releaseMessage, retryNow } from './admin-actions.ts';
 import type { QueueContext } from './context.ts';
 
 export interface AdminServer {
@@ -57,6 +59,16 @@ export async function startAdminServer(
         const jobs = await retryNow(ctx, id);
         return jobs
           ? send(res, 200, { retried: jobs })
+          : send(res, 404, { error: `message ${id} not queued` });
+      }
+      if (id && parts[2] === 'hold' && req.method === 'POST') {
+        const jobs = await holdMessage(ctx, jsm, id);
+        return jobs ? send(res, 200, { held: jobs }) : send(res, 404, { error: `message ${id} not queued` });
+      }
+      if (id && parts[2] === 'release' && req.method === 'POST') {
+        const jobs = await releaseMessage(ctx, id);
+        return jobs
+          ? send(res, 200, { released: jobs })
           : send(res, 404, { error: `message ${id} not queued` });
       }
       return send(res, 405, { error: 'method not allowed' });

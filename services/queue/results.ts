@@ -17,11 +17,15 @@ import {
   deleteStateIf,
   type FinalResult,
   isComplete,
+  type JobState,
   type MessageState,
   readState,
   stateKey,
   updateState,
 } from './state.ts';
+
+/** Held by an operator, or asked to be held while it was in flight. */
+const isHolding = (j: JobState) => j.status === 'held' || j.hold === true;
 
 export function parseResult(data: string): DeliveryResult {
   const r = JSON.parse(data) as DeliveryResult;
@@ -111,13 +115,16 @@ function recordAttempt(
       mark(d.failed, 'bounced');
       mark(d.expired, 'expired');
       if (d.next) {
-        s.jobs[job.jobId] = {
-          status: 'deferred',
-          attempt: d.next.job.attempt,
-          job: d.next.job,
-          nextAttemptAt: d.next.due.toISOString(),
-          lastResponse: result.outcomes.find((o) => o.status === 'deferred')?.response ?? '',
-        };
+        const lastResponse = result.outcomes.find((o) => o.status === 'deferred')?.response ?? '';
+        s.jobs[job.jobId] = isHolding(js)
+          ? { status: 'held', attempt: d.next.job.attempt, job: d.next.job, lastResponse }
+          : {
+              status: 'deferred',
+              attempt: d.next.job.attempt,
+              job: d.next.job,
+              nextAttemptAt: d.next.due.toISOString(),
+              lastResponse,
+            };
       } else {
         s.jobs[job.jobId] = { ...js, status: 'final' };
       }
@@ -163,7 +170,9 @@ export async function handleResult(ctx: QueueContext, result: DeliveryResult): P
     return;
   }
   const d = decideAttempt(result, new Date());
-  if (d.next) await scheduleJob(ctx.js, { ...d.next.job, body: current.state.body }, d.next.due);
+  // A job on hold keeps its deferred recipients without a schedule until an operator releases it.
+  if (d.next && !isHolding(js))
+    await scheduleJob(ctx.js, { ...d.next.job, body: current.state.body }, d.next.due);
   const suppress = d.failed
     .map((o) => ({ o, reason: suppressionReason(o.response, o.enhanced) }))
     .filter((x): x is { o: RecipientOutcome; reason: string } => x.reason !== undefined);

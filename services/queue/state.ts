@@ -11,8 +11,13 @@ export type FinalResult = 'delivered' | 'bounced' | 'expired' | 'suppressed' | '
 
 /** One job of a message: a destination and the recipients still pending there. */
 export interface JobState {
-  /** active: on OUTBOUND or being attempted; deferred: waiting as a message schedule; final: done. */
-  status: 'active' | 'deferred' | 'final';
+  /**
+   * active: on OUTBOUND or being attempted; deferred: waiting as a message schedule; held: put on hold by an
+   * operator (no schedule; waits for release, like Postfix's hold queue); final: done.
+   */
+  status: 'active' | 'deferred' | 'held' | 'final';
+  /** Hold requested while the job was active: its next deferral becomes 'held' instead of a schedule. */
+  hold?: boolean;
   attempt: number;
   /** The job as published for this attempt, without its body (the message state holds that once). */
   job: Omit<DeliveryJob, 'body'>;

@@ -189,6 +189,18 @@ spec:
       return /someone@down\.test\s+\[deferred/.test(r.stdout) && r.stdout;
     });
     assert.match(listed, /<me@sender\.test>/);
+    const id = /^(\S+)\s+\S+\s+<me@sender\.test>/m.exec(listed)?.[1];
+    assert.ok(id, listed);
+    const dataDir = ['--data-dir', join(dir, 'data')];
+    const held = await postern(['queue', 'hold', id, ...dataDir]);
+    assert.equal(held.code, 0, held.stderr);
+    assert.match((await postern(['queue', 'list', ...dataDir])).stdout, /someone@down\.test\s+\[held/);
+    const released = await postern(['queue', 'release', id, ...dataDir]);
+    assert.equal(released.code, 0, released.stderr);
+    assert.match(released.stdout, /released/);
+    const missing = await postern(['queue', 'show', 'no-such-id', ...dataDir]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /not queued/);
   });
 
   it('SIGINT stops every process postern local started', async () => {

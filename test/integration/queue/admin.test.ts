@@ -60,6 +60,39 @@ describe('queue: admin API and process entry point', () => {
     assert.equal((await fetch(`${base}/queue/q3`, { method: 'DELETE' })).status, 404);
   });
 
+  it('hold keeps a deferred message from being attempted until it is released', async () => {
+    await deferOne('q4');
+    const held = await fetch(`${base}/queue/q4/hold`, { method: 'POST' });
+    assert.deepEqual(await held.json(), { held: ['q4.0'] });
+    assert.equal((await h.readState('q4'))?.jobs['q4.0']?.status, 'held');
+    const info = await h.jsm.streams.info('OUTBOUND', { subjects_filter: 'mail.sched.>' });
+    assert.ok(
+      !Object.keys(info.state.subjects ?? {}).includes('mail.sched.default.q4_2e0'),
+      'schedule removed',
+    );
+    const released = await fetch(`${base}/queue/q4/release`, { method: 'POST' });
+    assert.deepEqual(await released.json(), { released: ['q4.0'] });
+    const again = await h.jobFor('q4', 2);
+    assert.deepEqual(again.job.recipients, ['a@q4.example']);
+    assert.equal((await h.readState('q4'))?.jobs['q4.0']?.status, 'active');
+  });
+
+  it('a job put on hold while in flight is held, not scheduled, when its attempt defers', async () => {
+    await h.submit({ id: 'q5', to: ['a@q5.example'], policy: 'mail.later' });
+    const job = (await h.jobFor('q5')).job;
+    assert.deepEqual(await (await fetch(`${base}/queue/q5/hold`, { method: 'POST' })).json(), {
+      held: ['q5.0'],
+    });
+    await h.report(job, [{ status: 'deferred', response: '451 4.3.0 later' }]);
+    await eventually(
+      'held after the deferral',
+      async () => (await h.readState('q5'))?.jobs['q5.0']?.status === 'held',
+    );
+    const info = await h.jsm.streams.info('OUTBOUND', { subjects_filter: 'mail.sched.>' });
+    assert.ok(!Object.keys(info.state.subjects ?? {}).includes('mail.sched.default.q5_2e0'), 'no schedule');
+    assert.equal((await fetch(`${base}/queue/nope/hold`, { method: 'POST' })).status, 404);
+  });
+
   it('main.ts starts from the environment, logs ready and exits 0 on SIGTERM', async () => {
     const child = spawn(process.execPath, ['services/queue/main.ts'], {
       env: { ...process.env, NATS_URL: h.nats.url, POSTERN_ADMIN_PORT: '0', POSTERN_HOSTNAME: 'mx.test' },
