@@ -46,6 +46,13 @@ export interface LocalHandle {
   stop(): Promise<void>;
 }
 
+/** The port of a `host:port` address from a ready line. */
+function portOf(address: unknown): number {
+  const port = Number(/:(\d+)$/.exec(String(address))?.[1]);
+  if (!port) throw new Error(`service did not report its address (got ${String(address)})`);
+  return port;
+}
+
 export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
   const host = opts.host ?? '127.0.0.1';
   const entries =
@@ -65,9 +72,11 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
     await writeConfig(nc, entries, true);
     await nc.close();
 
-    const smtpPort = opts.smtpPort ?? 2525;
-    const submissionPort = opts.submissionPort ?? 2587;
-    const adminPort = opts.adminPort ?? (await freePort(host));
+    // Port 0 = let the service bind any free port and read it from its ready line (tests): picking a free port
+    // here and binding it later would race with outgoing connections taking that ephemeral port.
+    let smtpPort = opts.smtpPort ?? 2525;
+    let submissionPort = opts.submissionPort ?? 2587;
+    let adminPort = opts.adminPort ?? 0;
     let metricsPort = opts.metricsBasePort ?? 0;
     const nextMetricsPort = () => String(metricsPort === 0 ? 0 : metricsPort++);
     const common = {
@@ -78,11 +87,12 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       ...opts.env,
     };
     const ingressCount = opts.ingressProcesses ?? 1;
-    const listeners = JSON.stringify([
-      { name: 'mx', host, port: smtpPort, mode: 'relay' },
-      // Local mode has no certificate by default, so AUTH is allowed without TLS on loopback only.
-      { name: 'submission', host, port: submissionPort, mode: 'submission', insecureAuth: true },
-    ]);
+    const listeners = () =>
+      JSON.stringify([
+        { name: 'mx', host, port: smtpPort, mode: 'relay' },
+        // Local mode has no certificate by default, so AUTH is allowed without TLS on loopback only.
+        { name: 'submission', host, port: submissionPort, mode: 'submission', insecureAuth: true },
+      ]);
     const pools = new Set([DEFAULT_POOL]);
     for (const [key, doc] of entries)
       if (key.startsWith('policy.')) pools.add((doc as PolicyConfig).delivery.pool);
@@ -119,14 +129,28 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
         script: join(ROOT, 'services/ingress/main.ts'),
         env: {
           ...common,
-          POSTERN_INGRESS_LISTENERS: listeners,
+          POSTERN_INGRESS_LISTENERS: listeners(),
           POSTERN_REUSE_PORT: ingressCount > 1 ? 'true' : 'false',
           POSTERN_METRICS_PORT: nextMetricsPort(),
         },
       });
     }
-    // Queue and delivery first: ingress accepting mail is the last thing to come up.
-    for (const spec of specs) await supervisor.start(spec);
+    // Queue and delivery first: ingress accepting mail is the last thing to come up. Ports bound as 0 are read
+    // back from the ready line and written into the spec, so a restarted process binds the same port again.
+    for (const spec of specs) {
+      const { ready } = await supervisor.start(spec);
+      if (spec.name === 'queue' && adminPort === 0) {
+        adminPort = portOf(ready['admin']);
+        spec.env['POSTERN_ADMIN_PORT'] = String(adminPort);
+      }
+      if (spec.name.startsWith('ingress-') && (smtpPort === 0 || submissionPort === 0)) {
+        const bound = (ready['listeners'] ?? []) as { name: string; address: string }[];
+        smtpPort = portOf(bound.find((l) => l.name === 'mx')?.address);
+        submissionPort = portOf(bound.find((l) => l.name === 'submission')?.address);
+        for (const s of specs)
+          if (s.name.startsWith('ingress-')) s.env['POSTERN_INGRESS_LISTENERS'] = listeners();
+      }
+    }
 
     const pids: Record<string, number> = { 'nats-server': nats.process.pid! };
     for (const [name, c] of supervisor.children) pids[name] = c.process.pid!;

@@ -79,7 +79,10 @@ export async function startNatsServer(opts: {
 }): Promise<NatsServerHandle> {
   const bin = findNatsServer();
   const host = opts.host ?? '127.0.0.1';
-  const port = opts.port ?? (await freePort(host));
+  // Without a port, let nats-server pick one (-1) and read it from its log: choosing a free port first and
+  // binding it later races with other processes' outgoing connections taking that ephemeral port.
+  const piped = (opts.logTo ?? 'pipe') === 'pipe';
+  let port = opts.port ?? (piped ? -1 : await freePort(host));
   mkdirSync(opts.storeDir, { recursive: true });
   const child = spawn(
     bin,
@@ -105,8 +108,11 @@ export async function startNatsServer(opts: {
     child.stderr?.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
       if (stderr.includes('Server is ready')) {
+        const listening = /Listening for client connections on [^\s]*:(\d+)/.exec(stderr);
+        if (port === -1 && listening) port = Number(listening[1]);
         child.off('exit', onExit);
-        res();
+        if (port === -1) rej(new Error(`nats-server did not say its client port: ${stderr}`));
+        else res();
       }
     });
     if (!child.stderr)

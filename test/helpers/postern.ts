@@ -6,7 +6,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LocalHandle, startLocal } from '../../services/local/local-mode.ts';
-import { freePort } from '../../services/local/nats-server.ts';
 
 export interface TestPostern extends LocalHandle {
   dataDir: string;
@@ -25,8 +24,9 @@ export async function startPostern(opts: {
   const handle = await startLocal({
     configText: opts.config,
     dataDir,
-    smtpPort: await freePort(),
-    submissionPort: await freePort(),
+    // 0: the ingress binds free ports itself and local mode reads them back (no pick-then-bind race).
+    smtpPort: 0,
+    submissionPort: 0,
     env: { LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info', ...opts.env },
     ...(opts.deliveryProcesses ? { deliveryProcesses: opts.deliveryProcesses } : {}),
     onLine: (name, line) => {

@@ -99,7 +99,6 @@ interface ConnectionLike {
 
 export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
   const host = opts.host ?? '127.0.0.1';
-  const port = opts.port ?? (await freePort(host));
   const messages: SinkMessage[] = [];
   const events = new EventEmitter();
   const connectionSeq = new Map<string, number>();
@@ -217,11 +216,12 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
   server.on('error', () => {
     // Client resets and TLS failures are expected in tests; they must not crash the test process.
   });
-  await new Promise<void>((resolve, reject) => {
+  // Without a port, bind 0 and read the kernel's choice (no pick-then-bind race with outgoing connections).
+  const port = await new Promise<number>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    const net = server.listen(opts.port ?? 0, host, () => {
       server.off('error', reject);
-      resolve();
+      resolve((net.address() as { port: number }).port);
     });
   });
 
