@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_POOL, type PolicyConfig } from '../common/config/resolved.ts';
 import { connectNats, ensureTopology } from '../common/nats.ts';
 import { loadConfigFile, resolveConfigText, writeConfig } from './config-file.ts';
-import { freePort, type NatsServerHandle, startNatsServer } from './nats-server.ts';
+import { type NatsServerHandle, startNatsServer } from './nats-server.ts';
 import { type ChildSpec, Supervisor } from './supervisor.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

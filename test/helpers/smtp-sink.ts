@@ -7,7 +7,6 @@
  * scripted `{ code: 550, message: '5.1.1 No such user' }` reaches the client exactly as written.
  */
 import { EventEmitter } from 'node:events';
-import { createServer as createNetServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   SMTPServer,
@@ -78,18 +77,8 @@ function replyError(reply: { code: number; message: string }): ReplyError {
   return err;
 }
 
-/** A free TCP port on host (the kernel picks it; the tiny race before the sink binds is acceptable in tests). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.once('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** Free ports outside the ephemeral range (see services/local/ports.ts). */
+export { freePort } from '../../services/local/ports.ts';
 
 /** smtp-server keeps its live connections in a private Set; we reach in only to drop one on demand. */
 interface ConnectionLike {
