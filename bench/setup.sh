@@ -9,21 +9,7 @@ log() { echo "[bench-setup] $*" >&2; }
 
 bash scripts/setup.sh
 
-missing=()
-command -v postfix >/dev/null || [ -x /usr/sbin/postfix ] || missing+=(postfix)
-command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    log "installing Debian packages: ${missing[*]}"
-    # Keep package scripts from starting daemons (Postfix would listen on port 25 of every interface).
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    rm -f /usr/sbin/policy-rc.d
-  else
-    log "missing ${missing[*]} and not root: the bench will skip what it cannot run"
-  fi
-fi
+bash scripts/debian-packages.sh --optional postfix:postfix dnsmasq:dnsmasq-base
 # Postfix refuses to run its daemons as root without the postfix user; the Debian package creates it.
 id postfix >/dev/null 2>&1 || log "no postfix user: Postfix runs will be skipped"
 

@@ -17,23 +17,7 @@ fi
 node_modules/.bin/node --version | grep -q '^v24\.' || { log "node_modules/.bin/node is not Node 24"; exit 1; }
 
 if $want_tests; then
-  missing=()
-  command -v swaks >/dev/null || missing+=(swaks)
-  command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || missing+=(postfix)
-  command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
-  command -v prometheus >/dev/null || missing+=(prometheus)
-  if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then
-      log "installing Debian packages: ${missing[*]}"
-      # Keep package scripts from starting daemons (Postfix would listen on port 25 of every interface).
-      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-      rm -f /usr/sbin/policy-rc.d
-    else
-      log "missing ${missing[*]}: install them (apt-get install ${missing[*]}) and run again"; exit 1
-    fi
-  fi
+  bash scripts/debian-packages.sh swaks:swaks smtp-source:postfix dnsmasq:dnsmasq-base prometheus:prometheus
   bash scripts/test-bins.sh all >/dev/null
 else
   bash scripts/test-bins.sh nats >/dev/null
