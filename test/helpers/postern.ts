@@ -34,6 +34,11 @@ export async function startPostern(opts: {
       if (logs.length > 5000) logs.shift();
       if (process.env['POSTERN_TEST_LOGS']) process.stderr.write(`${name}: ${line}\n`);
     },
+  }).catch((err: Error) => {
+    // startLocal has stopped what it started; the data directory is ours to remove. The service log lines
+    // say why a service did not come up.
+    rmSync(dataDir, { recursive: true, force: true });
+    throw new Error(`${err.message}\n${logs.slice(-20).join('\n')}`);
   });
   return {
     ...handle,
