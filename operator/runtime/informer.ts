@@ -14,6 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { type KubeConfig, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { InterruptibleSleep } from './interruptible-sleep.ts';
 
 export interface ListResult<T> {
   items: T[];
@@ -48,7 +49,7 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
   #resourceVersion = '';
   #running = false;
   #abort?: AbortController;
-  #wake?: () => void;
+  readonly #pause = new InterruptibleSleep();
   #loop?: Promise<void>;
   #synced = false;
   /** Once stopped, an informer never starts again (a stop may race a pending start). */
@@ -84,7 +85,7 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
     this.#stopped = true;
     this.#running = false;
     this.#abort?.abort();
-    this.#wake?.();
+    this.#pause.wake();
     await this.#loop;
   }
 
@@ -96,7 +97,7 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
         failures = 0;
       } catch (err) {
         this.#opts.logger.warn({ path: this.#opts.path, err: (err as Error).message }, 'list failed');
-        await this.#sleep(this.#retryDelay(++failures));
+        await this.#pause.sleep(this.#retryDelay(++failures));
         continue;
       }
       // Watch until the resourceVersion expires (410) or we stop; each pass restarts from the last version.
@@ -106,7 +107,7 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
           this.#opts.logger.info({ path: this.#opts.path }, 'resourceVersion expired (410 Gone); relisting');
           break;
         }
-        if (outcome === 'error') await this.#sleep(this.#retryDelay(++failures));
+        if (outcome === 'error') await this.#pause.sleep(this.#retryDelay(++failures));
         else failures = 0;
       }
     }
@@ -197,16 +198,6 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
           },
           (err) => onDone(err ?? new Error('watch failed')),
         );
-    });
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((res) => {
-      const t = setTimeout(res, ms);
-      this.#wake = () => {
-        clearTimeout(t);
-        res();
-      };
     });
   }
 }

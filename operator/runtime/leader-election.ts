@@ -8,6 +8,7 @@
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { InterruptibleSleep } from './interruptible-sleep.ts';
 
 export interface LeaderElectionOptions {
   kubeConfig: KubeConfig;
@@ -30,7 +31,7 @@ export class LeaderElector {
   #leading = false;
   #running = false;
   #loop?: Promise<void>;
-  #wake?: () => void;
+  readonly #pause = new InterruptibleSleep();
   #observed?: { record: string; at: number };
   #lastRenew = 0;
 
@@ -52,7 +53,7 @@ export class LeaderElector {
   /** Stops campaigning; a leader stops leading and releases the Lease so a successor need not wait. */
   async stop(opts: { release?: boolean } = {}): Promise<void> {
     this.#running = false;
-    this.#wake?.();
+    this.#pause.wake();
     await this.#loop;
     if (this.#leading) {
       await this.#setLeading(false);
@@ -76,7 +77,7 @@ export class LeaderElector {
         this.#o.logger.warn({ lease: this.#o.name }, 'could not renew the lease in time; stopping');
         await this.#setLeading(false);
       }
-      await this.#sleep(this.#o.retryPeriodMs);
+      await this.#pause.sleep(this.#o.retryPeriodMs);
     }
   }
 
@@ -137,16 +138,6 @@ export class LeaderElector {
         metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion },
         spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1 },
       },
-    });
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((res) => {
-      const t = setTimeout(res, ms);
-      this.#wake = () => {
-        clearTimeout(t);
-        res();
-      };
     });
   }
 }
