@@ -9,7 +9,8 @@ log() { echo "[bench-setup] $*" >&2; }
 
 bash scripts/setup.sh
 
-bash scripts/debian-packages.sh --optional postfix:postfix dnsmasq:dnsmasq-base
+source scripts/packages.sh
+bash scripts/debian-packages.sh --optional "${BENCH_PACKAGES[@]}"
 # Postfix refuses to run its daemons as root without the postfix user; the Debian package creates it.
 id postfix >/dev/null 2>&1 || log "no postfix user: Postfix runs will be skipped"
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything Postern needs on a fresh machine, idempotent and quick when already done:
-# npm dependencies (incl. the Node 24 runtime package), Debian packages used as real peers in tests and
-# bench (swaks, Postfix's smtp-source/smtp-sink, dnsmasq, Prometheus for the dashboard queries), and the infrastructure binaries (nats-server;
-# with --tests also etcd, kube-apiserver, helm) cached outside the repository.
+# npm dependencies (incl. the Node 24 runtime package); with --tests the Debian packages listed in
+# scripts/packages.sh (real peers: swaks with TLS, Postfix's smtp-source/smtp-sink, dnsmasq, Prometheus; the cluster
+# tier's containerd, runc, CNI plugins, buildah, iptables) and the infrastructure binaries (nats-server; with
+# --tests also etcd, the Kubernetes commands, helm, CoreDNS) cached outside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_tests=false
@@ -17,7 +18,11 @@ fi
 node_modules/.bin/node --version | grep -q '^v24\.' || { log "node_modules/.bin/node is not Node 24"; exit 1; }
 
 if $want_tests; then
-  bash scripts/debian-packages.sh swaks:swaks smtp-source:postfix dnsmasq:dnsmasq-base prometheus:prometheus
+  # shellcheck source=packages.sh
+  source scripts/packages.sh
+  bash scripts/debian-packages.sh "${TEST_PACKAGES[@]}" "${CLUSTER_PACKAGES[@]}"
+  # A tool that lacks a capability the suite uses fails set-up loudly instead of failing (or skipping) tests later.
+  swaks --support 2>&1 | grep -q '^=== TLS supported' || { log "swaks has no TLS support (libnet-ssleay-perl, libio-socket-ssl-perl)"; exit 1; }
   bash scripts/test-bins.sh all >/dev/null
 else
   bash scripts/test-bins.sh nats >/dev/null

@@ -23,6 +23,10 @@ export function swaks(args: string[], timeoutSec = 30): Promise<SwaksResult> {
         const code = err ? ((err as { code?: number }).code ?? -1) : 0;
         if (typeof code !== 'number') return reject(err);
         const transcript = `${stdout}${stderr}`;
+        // A swaks without a capability the test asked for (TLS without Net::SSLeay, …) is a broken set-up, not an
+        // SMTP outcome: fail loudly instead of letting the test read it as the server's answer.
+        const missing = /\*\*\* (.+ not available: requires .+)/.exec(transcript);
+        if (missing) return reject(new Error(`swaks lacks a capability this test needs: ${missing[1]}`));
         const replies = transcript
           .split('\n')
           .filter((l) => /^\s*<(-|~|\*\*)\s/.test(l))
