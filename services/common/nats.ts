@@ -120,27 +120,58 @@ export async function ensureTopology(nc: NatsConnection, replicas = 1): Promise<
   await new Objm(nc).create(BODY_BUCKET, { replicas, storage: StorageType.File });
 }
 
-/** A durable pull consumer with explicit acks; `ackWaitMs` is short so a dead worker's messages return fast. */
+/** The settings of a durable pull consumer Postern creates (ensureConsumer). */
+export interface ConsumerSpec {
+  stream: string;
+  durable: string;
+  filter: string;
+  /** Short, so a dead worker's messages return fast (default 30 s). */
+  ackWaitMs?: number;
+  maxAckPending?: number;
+}
+
+/** The JetStream consumer configuration of a spec: explicit acks, unlimited redeliveries. */
+export function consumerConfig(spec: ConsumerSpec) {
+  return {
+    durable_name: spec.durable,
+    ack_policy: AckPolicy.Explicit,
+    filter_subject: spec.filter,
+    ack_wait: nanos(spec.ackWaitMs ?? 30_000),
+    max_ack_pending: spec.maxAckPending ?? 1000,
+    max_deliver: -1,
+  };
+}
+
+/**
+ * A durable pull consumer with explicit acks; `ackWaitMs` is short so a dead worker's messages return fast.
+ * `createOnly`: leave an existing consumer as it is (the operator creating a pool's consumer before any of
+ * its workers runs must not overwrite the settings those workers chose).
+ */
 export async function ensureConsumer(
   nc: NatsConnection,
   stream: string,
   durable: string,
   filter: string,
-  opts: { ackWaitMs?: number; maxAckPending?: number } = {},
+  opts: { ackWaitMs?: number; maxAckPending?: number; createOnly?: boolean } = {},
 ): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  const cfg = {
-    durable_name: durable,
-    ack_policy: AckPolicy.Explicit,
-    filter_subject: filter,
-    ack_wait: nanos(opts.ackWaitMs ?? 30_000),
-    max_ack_pending: opts.maxAckPending ?? 1000,
-    max_deliver: -1,
-  };
+  const cfg = consumerConfig({ stream, durable, filter, ...opts });
+  let exists = false;
   try {
     await jsm.consumers.info(stream, durable);
-    await jsm.consumers.update(stream, durable, cfg);
-  } catch {
-    await jsm.consumers.add(stream, cfg);
+    exists = true;
+  } catch (err) {
+    if (!isConsumerNotFound(err)) throw err;
   }
+  if (!exists) await jsm.consumers.add(stream, cfg);
+  else if (!opts.createOnly) await jsm.consumers.update(stream, durable, cfg);
+}
+
+/** JetStream's "consumer not found" (API error 10014), as nats.js 3 reports it. */
+export function isConsumerNotFound(err: unknown): boolean {
+  return (
+    (err as Error)?.name === 'ConsumerNotFoundError' ||
+    (err as { api_error?: { err_code?: number } })?.api_error?.err_code === 10014 ||
+    /consumer not found/i.test(String((err as Error)?.message ?? err))
+  );
 }

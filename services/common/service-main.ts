@@ -1,6 +1,7 @@
 /**
  * The process life cycle every Postern process shares (ingress, queue, delivery, operator): settings from the
- * environment, NATS connection + topology, optional live config, telemetry server, one `{"msg":"ready"}` log line
+ * environment, telemetry server first (so liveness answers while we wait), NATS connection + topology + live
+ * config retried with backoff until NATS is there (/readyz answers 503 meanwhile), one `{"msg":"ready"}` log line
  * (local mode and tests wait for it), and a graceful drain on SIGTERM/SIGINT (a second signal is ignored while
  * draining, so in-flight work finishes).
  */
@@ -9,6 +10,7 @@ import type { Registry } from 'prom-client';
 import { ConfigStore } from './config/store.ts';
 import { readEnv, type ServiceEnv } from './env.ts';
 import { connectNats, ensureTopology } from './nats.ts';
+import { retryUntilDone } from './retry.ts';
 import { createLogger, createRegistry, type Logger, startTelemetryServer } from './telemetry.ts';
 
 export interface ServiceContext {
@@ -28,7 +30,10 @@ export interface RunningService {
   info: Record<string, unknown>;
 }
 
-/** Runs one service process; never returns (exits 0 after a graceful stop, 1 when start-up fails). */
+/**
+ * Runs one service process; never returns. Exits 0 after a graceful stop (also when stopped while still
+ * waiting for NATS) and 1 only when the service's own start fails for a reason other than NATS.
+ */
 export function runServiceMain(
   name: string,
   opts: { watchConfig: boolean; natsName?: string },
@@ -36,43 +41,69 @@ export function runServiceMain(
 ): void {
   const env = readEnv();
   const logger = createLogger(name, env.logLevel);
-  const main = async () => {
-    const nc = await connectNats(env.natsUrl, opts.natsName ?? `postern-${name}`);
-    await ensureTopology(nc, env.replicas);
-    let config: ConfigStore | undefined;
-    if (opts.watchConfig) {
-      config = new ConfigStore();
-      config.on('error', (err: Error) => logger.warn({ err: err.message }, 'config document ignored'));
-      await config.start(nc);
+  const registry = createRegistry(name);
+  const starting = new AbortController();
+  let nc: NatsConnection | undefined;
+  let config: ConfigStore | undefined;
+  let service: RunningService | undefined;
+  let telemetry: Awaited<ReturnType<typeof startTelemetryServer>> | undefined;
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, started: service !== undefined }, 'stopping');
+    starting.abort(new Error(`${signal} while starting`));
+    try {
+      await service?.close();
+      config?.stop();
+      if (nc && !nc.isClosed()) await nc.drain();
+      await telemetry?.close();
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'error while stopping');
+      process.exit(1);
     }
-    const registry = createRegistry(name);
-    let service: RunningService | undefined;
-    const telemetry = await startTelemetryServer({
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
+  const main = async () => {
+    telemetry = await startTelemetryServer({
       registry,
       host: env.metricsHost,
       port: env.metricsPort,
-      ready: () => !nc.isClosed() && service !== undefined && (service.ready?.() ?? true),
+      // Liveness (/healthz) is the process; readiness waits for NATS, topology, config and the service.
+      ready: () => !!nc && !nc.isClosed() && service !== undefined && (service.ready?.() ?? true),
     });
-    service = await start({ env, logger, registry, nc, ...(config ? { config } : {}) });
+    const retry = { logger, signal: starting.signal };
+    const conn = await retryUntilDone(
+      'connect to NATS',
+      () => connectNats(env.natsUrl, opts.natsName ?? `postern-${name}`),
+      retry,
+    );
+    nc = conn;
+    await retryUntilDone('JetStream streams and buckets', () => ensureTopology(conn, env.replicas), retry);
+    if (opts.watchConfig) {
+      const store = new ConfigStore();
+      store.on('error', (err: Error) => logger.warn({ err: err.message }, 'config document ignored'));
+      await retryUntilDone('load the config bucket', () => store.start(conn), retry);
+      config = store;
+    }
+    starting.signal.throwIfAborted();
+    const running = await start({ env, logger, registry, nc: conn, ...(config ? { config } : {}) });
+    if (stopping) {
+      // SIGTERM arrived during start: stop() ran before the service existed, so close it here.
+      await running.close();
+      return;
+    }
+    service = running;
     // The ready line is always written (local mode and tests wait for it), whatever LOG_LEVEL says.
     const announce = logger.isLevelEnabled('info') ? logger : createLogger(name, 'info');
     announce.info({ ...service.info, metrics: `${env.metricsHost}:${telemetry.port}` }, 'ready');
-
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'stopping');
-      await service?.close();
-      config?.stop();
-      await nc.drain();
-      await telemetry.close();
-      process.exit(0);
-    };
-    process.on('SIGTERM', () => void stop('SIGTERM'));
-    process.on('SIGINT', () => void stop('SIGINT'));
   };
   main().catch((err: Error) => {
+    if (stopping) return;
     logger.fatal({ err: err.message }, `${name} failed to start`);
     process.exit(1);
   });

@@ -6,9 +6,9 @@ import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import { BodyStore } from '../common/body-store.ts';
-import { CONSUMERS, ensureConsumer, STREAMS, SUBJECTS } from '../common/nats.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { ConnectionPool } from './connection-pool.ts';
+import { ensureDeliveryConsumer } from './consumer.ts';
 import { createRecordResolver } from './dns-resolver.ts';
 import { createDeliveryMetrics } from './metrics.ts';
 import type { DeliverySettings } from './settings.ts';
@@ -31,16 +31,7 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
   const { nc, settings } = opts;
   const log = opts.logger.child({ pool: settings.pool });
   const metrics = createDeliveryMetrics(opts.registry);
-  await ensureConsumer(
-    nc,
-    STREAMS.outbound,
-    CONSUMERS.delivery(settings.pool),
-    SUBJECTS.outboundPool(settings.pool),
-    {
-      ackWaitMs: settings.ackWaitMs,
-      maxAckPending: 4 * settings.concurrency,
-    },
-  );
+  await ensureDeliveryConsumer(nc, settings);
   const bodies = new BodyStore(nc);
   const gauge = metrics.connectionsActive.labels({ pool: settings.pool });
   const pool = new ConnectionPool({

@@ -66,21 +66,31 @@ export async function startQueue(opts: {
     idOf: (env) => env.id,
     handle: (env) => handleSubmission(ctx, env),
   });
-  const results = await runConsumer({
-    ...common,
-    stream: STREAMS.results,
-    durable: CONSUMERS.queueResults,
-    parse: parseResult,
-    idOf: (r) => r.job.messageId,
-    handle: (r) => handleResult(ctx, r),
-  });
-  const poller = startDepthPoller(jsm, ctx.metrics, opts.logger, settings.depthIntervalMs);
-  const admin = await startAdminServer(ctx, jsm, settings.adminHost, settings.adminPort);
+  // A failed start stops what it started, so runServiceMain's caller sees no half-running queue.
+  let results: Awaited<ReturnType<typeof runConsumer>> | undefined;
+  let poller: ReturnType<typeof startDepthPoller> | undefined;
+  let admin: Awaited<ReturnType<typeof startAdminServer>>;
+  try {
+    results = await runConsumer({
+      ...common,
+      stream: STREAMS.results,
+      durable: CONSUMERS.queueResults,
+      parse: parseResult,
+      idOf: (r) => r.job.messageId,
+      handle: (r) => handleResult(ctx, r),
+    });
+    poller = startDepthPoller(jsm, ctx.metrics, opts.logger, settings.depthIntervalMs);
+    admin = await startAdminServer(ctx, jsm, settings.adminHost, settings.adminPort);
+  } catch (err) {
+    await Promise.all([submissions.stop(), results?.stop()]);
+    await poller?.stop();
+    throw err;
+  }
   return {
     adminPort: admin.port,
     async close() {
-      await Promise.all([submissions.stop(), results.stop()]);
-      await poller.stop();
+      await Promise.all([submissions.stop(), results?.stop()]);
+      await poller?.stop();
       await admin.close();
     },
   };

@@ -47,10 +47,16 @@ export class ConfigStore extends EventEmitter {
         if (e.delta === 0) resolveLoaded();
       }
     })();
-    // An empty bucket sends no entries; the watcher marks the initial load with delta 0 on the last one.
-    const status = await kv.status();
-    if (status.values === 0) resolveLoaded();
-    await loaded;
+    try {
+      // An empty bucket sends no entries; the watcher marks the initial load with delta 0 on the last one.
+      const status = await kv.status();
+      if (status.values === 0) resolveLoaded();
+      await loaded;
+    } catch (err) {
+      // A failed start leaves nothing behind, so the caller can simply try again (services/common/retry.ts).
+      this.stop();
+      throw err;
+    }
   }
 
   stop(): void {
