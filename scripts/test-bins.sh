@@ -4,7 +4,7 @@
 # Each is taken from the environment when given, else built from its Go module into a cache
 # directory OUTSIDE the repository, keyed by version, so a second run costs nothing.
 #
-#   scripts/test-bins.sh [nats|k8s|helm|all]   (default: all)
+#   scripts/test-bins.sh [nats|k8s|helm|coredns|all]   (default: all)
 #   prints KEY=path lines for what it provided (also written to $CACHE/env.sh)
 set -euo pipefail
 
@@ -12,6 +12,7 @@ NATS_VERSION=v2.12.15
 K8S_VERSION=v1.34.4
 ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.19.5
+COREDNS_VERSION=v1.15.0
 
 CACHE="${POSTERN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/postern}"
 mkdir -p "$CACHE"
@@ -104,12 +105,59 @@ provide_helm() {
   echo "HELM_BIN=$out"
 }
 
+# CoreDNS for the cluster tier's DNS (run as a host process with the kubernetes plugin). Built from the
+# github.com/coredns/coredns module with a small main that links only the plugins a test cluster uses: the
+# stock binary also links every cloud SDK (route53, azure, clouddns, etcd, tracing) and takes far longer to build.
+# The plugins (directive:package, as in CoreDNS's plugin.cfg) keep CoreDNS's own order (dnsserver.Directives).
+COREDNS_PLUGINS=(reload bind debug ready health prometheus:metrics errors log loadbalance rewrite cache template hosts
+  kubernetes file loop forward whoami)
+provide_coredns() {
+  if [ -n "${COREDNS_BIN:-}" ]; then echo "COREDNS_BIN=$COREDNS_BIN"; return; fi
+  local out="$CACHE/coredns-$COREDNS_VERSION/coredns"
+  if [ ! -x "$out" ]; then
+    need_go coredns
+    log "building coredns $COREDNS_VERSION (once; cached in $CACHE)"
+    local build="$CACHE/build/coredns-$COREDNS_VERSION" p imports="" names=""
+    for p in "${COREDNS_PLUGINS[@]}"; do
+      imports+="	_ \"github.com/coredns/coredns/plugin/${p#*:}\"\n"; names+="\"${p%%:*}\": true, "
+    done
+    rm -rf "$build"; mkdir -p "$build" "$(dirname "$out")"
+    printf 'module postern.dev/coredns\ngo 1.26\n' >"$build/go.mod"
+    printf '%b' "package main
+
+import (
+	\"github.com/coredns/coredns/core/dnsserver\"
+	\"github.com/coredns/coredns/coremain\"
+$imports)
+
+func init() {
+	keep := map[string]bool{$names}
+	var ds []string
+	for _, d := range dnsserver.Directives {
+		if keep[d] {
+			ds = append(ds, d)
+		}
+	}
+	dnsserver.Directives = ds
+}
+
+func main() { coremain.Run() }
+" >"$build/main.go"
+    (cd "$build" && go get "github.com/coredns/coredns@$COREDNS_VERSION" && go mod tidy \
+      && go build -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" -o "$out.tmp" .)
+    mv "$out.tmp" "$out"
+    rm -rf "$build"
+  fi
+  echo "COREDNS_BIN=$out"
+}
+
 what=${1:-all}
 {
   case "$what" in
     nats) provide_nats ;;
     k8s) provide_k8s ;;
     helm) provide_helm ;;
+    coredns) provide_coredns ;;
     all) provide_nats; provide_k8s; provide_helm ;;
     *) log "unknown target $what"; exit 2 ;;
   esac
