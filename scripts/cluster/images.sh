@@ -25,7 +25,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE="${POSTERN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/postern}"
 IMG="$CACHE/images"
 # Bump when a recipe below changes, so cached images built by the old recipe are not reused.
-RECIPE=2
+RECIPE=3
 PAUSE_IMAGE="${POSTERN_PAUSE_IMAGE:-registry.k8s.io/pause:3.10}"
 NODE_BASE=docker.io/library/node:24-slim
 POSTERN_REPO=ghcr.io/postern/postern
@@ -134,7 +134,9 @@ step_base() {
   mnt=$(bh mount "$ctr")
   new_rootfs "$mnt"
   mkdir -p "$mnt/usr/local/bin" "$mnt/usr/local/lib/node_modules" "$mnt/usr/local/etc" "$mnt/root" "$mnt/home/node"
-  cp "$node" "$mnt/usr/local/bin/node"
+  # The npm package ships Node unstripped; its symbols are ~18 MB of the image.
+  cp "$node" "$mnt/usr/local/bin/node"; strip "$mnt/usr/local/bin/node" 2>/dev/null || true
+  [ -d "$npmdir/node_modules" ] || die "$npmdir is not a self-contained npm (its dependencies are elsewhere)"
   cp -a "$npmdir" "$mnt/usr/local/lib/node_modules/npm"
   ln -s ../lib/node_modules/npm/bin/npm-cli.js "$mnt/usr/local/bin/npm"
   ln -s ../lib/node_modules/npm/bin/npx-cli.js "$mnt/usr/local/bin/npx"
