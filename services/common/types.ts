@@ -12,8 +12,51 @@ export type Route =
   /** Hand inbound mail to the domain's mailbox store. */
   | { kind: 'mailbox'; host: string; port: number; protocol: 'lmtp' | 'smtp'; tls: TlsMode };
 
-/** opportunistic: STARTTLS when offered; required: fail (defer) without TLS; none: never STARTTLS. */
-export type TlsMode = 'none' | 'opportunistic' | 'required';
+/**
+ * TLS policy of a route (docs/delivery.md "TLS policy"). Never a silent downgrade: every mode but `none` and
+ * `opportunistic` defers rather than send in clear text or to an unverified peer.
+ * - none: never STARTTLS (smarthosts/mailboxes only).
+ * - opportunistic: STARTTLS when offered, certificate not checked, clear text otherwise (RFC 7435).
+ * - required: TLS or defer; certificate not checked.
+ * - verify: required + a valid PKIX chain for the host name.
+ * - mta-sts: the recipient domain's MTA-STS policy (RFC 8461); none published → opportunistic (MX routes only).
+ * - dane: DNSSEC-authenticated TLSA records (RFC 7672); none → the mta-sts behaviour (MX routes only).
+ */
+export type TlsMode = 'none' | 'opportunistic' | 'required' | 'verify' | 'mta-sts' | 'dane';
+
+/** RFC 8460 §4.3 result types (the TLS-RPT failure vocabulary), used for every TLS failure we report. */
+export type TlsFailureType =
+  | 'starttls-not-supported'
+  | 'certificate-host-mismatch'
+  | 'certificate-expired'
+  | 'certificate-not-trusted'
+  | 'validation-failure'
+  | 'tlsa-invalid'
+  | 'dnssec-invalid'
+  | 'dane-required'
+  | 'sts-policy-fetch-error'
+  | 'sts-policy-invalid'
+  | 'sts-webpki-invalid';
+
+/** What one SMTP session's TLS was: travels in results, events, DSNs and `postern queue show`. */
+export interface TlsFacts {
+  /** The route's configured mode. */
+  policy: TlsMode;
+  /**
+   * What that mode meant for this destination: `dane` (authenticated TLSA), `mta-sts-enforce`,
+   * `mta-sts-testing`, or the mode itself (`opportunistic` also when mta-sts/dane found no policy).
+   */
+  applied: string;
+  /** Negotiated protocol and cipher; absent when the session stayed in clear text. */
+  version?: string;
+  cipher?: string;
+  /** The peer certificate was validated (PKIX for the host name, or a TLSA match for DANE). */
+  verified: boolean;
+  /** Why TLS failed or would have failed (testing policies deliver anyway and report it). */
+  failure?: TlsFailureType;
+  /** Human detail of the failure. */
+  detail?: string;
+}
 
 /**
  * The message body (services/common/body-store.ts): inline (base64) when small, a message in the `BODIES`
@@ -78,6 +121,8 @@ export interface RecipientOutcome {
   /** Enhanced status code when known (RFC 3463). */
   enhanced?: string;
   remoteMta?: string;
+  /** TLS of the session the outcome came from (or of the failed attempt to get one). */
+  tls?: TlsFacts;
 }
 
 /**
@@ -103,4 +148,5 @@ export interface MailEvent {
   response?: string;
   attempt?: number;
   pool?: string;
+  tls?: TlsFacts;
 }

@@ -58,8 +58,11 @@ export const RULES: readonly Rule[] = [
     category: 'network',
     enhanced: '4.4.1',
   },
-  // TLS required but not offered / handshake failed (RFC 3463 X.7.10-ish: encryption needed).
+  // The route's TLS policy was not met (services/delivery/tls-policy.ts): deferred, never sent in clear text.
+  // RFC 3463 X.7.10 "encryption needed": STARTTLS not offered, or the handshake failed.
   { pattern: /^error:[^:]*:(ETLS|ENOTLS):/, status: 'deferred', category: 'tls', enhanced: '4.7.10' },
+  // RFC 3463 X.7.5 "cryptographic failure": certificate not valid (PKIX), no TLSA match, MX not in MTA-STS policy.
+  { pattern: /^error:[^:]*:ETLSVERIFY:/, status: 'deferred', category: 'tls', enhanced: '4.7.5' },
   { pattern: /^error:auth:/, status: 'deferred', category: 'auth', enhanced: '4.7.8' },
   { pattern: /^error:policy:/, status: 'deferred', category: 'policy', enhanced: '4.4.4' },
   { pattern: /^error:dane:/, status: 'deferred', category: 'dane', enhanced: '4.7.5' },

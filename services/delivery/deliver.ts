@@ -5,7 +5,7 @@
  */
 import type { BodyStore } from '../common/body-store.ts';
 import type { Logger } from '../common/telemetry.ts';
-import type { DeliveryJob, RecipientOutcome } from '../common/types.ts';
+import type { DeliveryJob, RecipientOutcome, TlsFacts } from '../common/types.ts';
 import { classifyError, type ErrorLike } from './classify.ts';
 import type { ConnectionPool } from './connection-pool.ts';
 import { type DestinationContext, destinationKey, destinationName, openDestination } from './destination.ts';
@@ -20,7 +20,7 @@ export interface DeliverContext extends DestinationContext {
 /** Every recipient gets the same outcome (connection-level failures, local errors). */
 export function outcomesForAll(
   recipients: string[],
-  err: ErrorLike & { remoteMta?: string },
+  err: ErrorLike & { remoteMta?: string; tls?: TlsFacts },
 ): RecipientOutcome[] {
   const c = classifyError(err);
   return recipients.map((recipient) => ({
@@ -29,6 +29,7 @@ export function outcomesForAll(
     response: c.response,
     ...(c.enhanced ? { enhanced: c.enhanced } : {}),
     ...(err.remoteMta ? { remoteMta: err.remoteMta } : {}),
+    ...(err.tls ? { tls: err.tls } : {}),
   }));
 }
 
@@ -79,6 +80,7 @@ export async function deliverJob(job: DeliveryJob, ctx: DeliverContext): Promise
         ...(err as ErrorLike),
         message: (err as Error).message,
         remoteMta: session.remoteMta,
+        tls: session.tls,
       });
     }
   }

@@ -16,6 +16,14 @@ declare module 'mx-connect' {
       blockReservedNetworks?: boolean;
       resolveRecords?: (domain: string, type: 'MX' | 'A' | 'AAAA' | 'TXT') => Promise<unknown[]>;
     };
+    /** RFC 7672: TLSA lookup per MX host (records only when DNSSEC-authenticated — our resolver's job). */
+    dane?: {
+      enabled: boolean;
+      resolveTlsa?: (name: string) => Promise<unknown[]>;
+      /** RFC 7672 §2.2.2: skip the TLSA lookup for hosts in insecure zones; throwing = fail closed. */
+      checkDnssecSecure?: (hostname: string) => Promise<{ secure: boolean }>;
+      logger?: (entry: Record<string, unknown>) => void;
+    };
   }
 
   interface MxConnection {
@@ -28,6 +36,9 @@ declare module 'mx-connect' {
     localAddress: string;
     localHostname: string;
     localPort: number;
+    /** DANE: set when the host had usable TLSA records. */
+    daneEnabled?: boolean;
+    tlsaRecords?: { usage: number; selector: number; mtype: number; cert: Buffer }[] | null;
   }
 
   function mxConnect(options: MxConnectOptions): Promise<MxConnection>;

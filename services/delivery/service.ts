@@ -6,12 +6,14 @@ import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import { BodyStore } from '../common/body-store.ts';
+import { readEnv } from '../common/env.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { ensureDeliveryConsumer } from './consumer.ts';
 import { createRecordResolver } from './dns-resolver.ts';
 import { createDeliveryMetrics } from './metrics.ts';
 import type { DeliverySettings } from './settings.ts';
+import { startTlsSupport } from './tls-setup.ts';
 import { runWorker } from './worker.ts';
 
 export interface DeliveryOptions {
@@ -40,6 +42,8 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
     maxPerDestination: settings.maxConnectionsPerDestination,
     onCount: (d) => gauge.inc(d),
   });
+  const resolveRecords = createRecordResolver(settings.dnsServers);
+  const tls = await startTlsSupport(nc, settings, resolveRecords, log, readEnv().replicas);
   const worker = await runWorker({
     js: jetstream(nc),
     pool: settings.pool,
@@ -55,7 +59,8 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
       timeoutMs: settings.smtpTimeoutMs,
       mxPort: settings.mxPort,
       allowLoopbackMx: settings.allowLoopbackMx,
-      resolveRecords: createRecordResolver(settings.dnsServers),
+      resolveRecords,
+      ...tls.ctx,
     },
   });
   log.info(
@@ -65,6 +70,7 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
   return {
     pool: settings.pool,
     async close() {
+      tls.close();
       await worker.stop();
       pool.close();
     },

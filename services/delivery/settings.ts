@@ -1,5 +1,6 @@
 /** Delivery worker settings from the environment (local mode and the chart set these; see docs/delivery.md). */
 import { hostname } from 'node:os';
+import { parseDuration } from '../common/durations.ts';
 
 export interface DeliverySettings {
   /** Delivery pool this worker serves: consumes `mail.out.<pool>.>` and reports on `mail.result.<pool>`. */
@@ -27,6 +28,21 @@ export interface DeliverySettings {
   maxMessagesPerConnection: number;
   /** Cap of concurrent connections to one destination (host:port[:tls] or MX domain). */
   maxConnectionsPerDestination: number;
+  /**
+   * PEM file of CA certificates trusted in addition to Node's bundled roots (and NODE_EXTRA_CA_CERTS) for `verify`,
+   * MTA-STS (MX certificates and the policy host) and TLS-RPT HTTPS: a private PKI between your own MTAs.
+   */
+  tlsCaFile?: string | undefined;
+  /** TLS-RPT (RFC 8460): record sessions of mta-sts/dane routes and send aggregate reports. Off by default. */
+  tlsRpt: {
+    enabled: boolean;
+    /** Report period (RFC 8460 reports are daily; shorter periods are for tests). */
+    periodMs: number;
+    organization: string;
+    contact: string;
+    submitter: string;
+    from: string;
+  };
 }
 
 function num(env: NodeJS.ProcessEnv, key: string, dflt: number): number {
@@ -54,5 +70,18 @@ export function readDeliverySettings(env: NodeJS.ProcessEnv = process.env): Deli
     idleTimeoutMs: num(env, 'POSTERN_DELIVERY_IDLE_MS', 5_000),
     maxMessagesPerConnection: Math.max(1, num(env, 'POSTERN_DELIVERY_MAX_MESSAGES_PER_CONNECTION', 100)),
     maxConnectionsPerDestination: Math.max(1, num(env, 'POSTERN_DELIVERY_MAX_CONNECTIONS', 10)),
+    tlsCaFile: env['POSTERN_TLS_CA_FILE'] || undefined,
+    tlsRpt: tlsRptSettings(env, env['POSTERN_HOSTNAME'] || hostname()),
+  };
+}
+
+function tlsRptSettings(env: NodeJS.ProcessEnv, host: string): DeliverySettings['tlsRpt'] {
+  return {
+    enabled: /^(1|true|yes)$/i.test(env['POSTERN_TLSRPT_ENABLED'] ?? ''),
+    periodMs: parseDuration(env['POSTERN_TLSRPT_PERIOD'] || '1d'),
+    organization: env['POSTERN_TLSRPT_ORGANIZATION'] || host,
+    contact: env['POSTERN_TLSRPT_CONTACT'] || `postmaster@${host}`,
+    submitter: env['POSTERN_TLSRPT_SUBMITTER'] || host,
+    from: env['POSTERN_TLSRPT_FROM'] || `tlsrpt-noreply@${host}`,
   };
 }

@@ -3,9 +3,11 @@
  * The session may run over a socket mx-connect already opened (MX routes) or connect itself (smarthost/mailbox).
  */
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { RecipientOutcome, TlsMode } from '../common/types.ts';
+import type { RecipientOutcome, TlsFacts } from '../common/types.ts';
 import { classifyError, classifyReply } from './classify.ts';
+import { judgeSession, type TlsRequirement, type TlsState } from './tls-policy.ts';
 
 export interface SessionTarget {
   /** Address to connect to (IP or name), or the peer address of `socket`. */
@@ -16,7 +18,8 @@ export interface SessionTarget {
   /** Host name for logs, `remoteMta` and TLS SNI. */
   remoteMta: string;
   lmtp: boolean;
-  tls: TlsMode;
+  /** What the route's TLS mode demands of this session (tls-policy.ts). */
+  tls: TlsRequirement;
   auth?: { user: string; pass: string };
 }
 
@@ -34,6 +37,8 @@ export interface SmtpSession {
   readonly closed: boolean;
   /** Whether STARTTLS succeeded. */
   readonly secure: boolean;
+  /** What TLS the session has and which policy it kept. */
+  readonly tls: TlsFacts;
   /** One transaction; never throws for remote answers — they become outcomes. Throws only on connection loss. */
   send(from: string, recipients: string[], raw: Buffer): Promise<RecipientOutcome[]>;
   /** RSET before reusing the session for another transaction (RFC 5321 §4.1.1.5). */
@@ -45,8 +50,12 @@ export interface SmtpSession {
 /** An error raised while opening a session; `ip` lets MX delivery skip this host and try the next MX. */
 export interface SessionError extends Error {
   code?: string;
+  category?: string;
   response?: string;
   responseCode?: number;
+  command?: string;
+  /** The TLS facts of the session that failed (a policy refusal, a failed handshake). */
+  tls?: TlsFacts;
 }
 
 function tlsOptions(target: SessionTarget) {
@@ -54,19 +63,46 @@ function tlsOptions(target: SessionTarget) {
     host: target.host,
     port: target.port,
     lmtp: target.lmtp,
-    // Opportunistic STARTTLS between MTAs cannot verify certificates (RFC 7435); MTA-STS/DANE would.
+    // The handshake itself never rejects: the certificate is judged afterwards (tls-policy.ts), before any
+    // command that carries data, so the verdict can name the RFC 8460 failure type and the policy that applied.
     tls: {
       rejectUnauthorized: false,
-      servername: /^[\d.:]+$/.test(target.remoteMta) ? undefined : target.remoteMta,
+      servername: /^[\d.:]+$/.test(target.tls.hostname) ? undefined : target.tls.hostname,
     },
   };
-  if (target.tls === 'none') return { ...common, ignoreTLS: true };
-  if (target.tls === 'required') return { ...common, requireTLS: true };
+  if (target.tls.applied === 'none') return { ...common, ignoreTLS: true };
+  if (target.tls.mustEncrypt) return { ...common, requireTLS: true };
   return { ...common, opportunisticTLS: true };
+}
+
+/** The TLS state of a connected SMTPConnection. */
+function tlsStateOf(conn: SMTPConnection): TlsState {
+  // nodemailer keeps the (upgraded) socket private; its TLS facts have no public accessor.
+  const sock = (conn as unknown as { _socket?: TLSSocket })._socket;
+  if (!conn.secure || !sock || typeof sock.getPeerCertificate !== 'function') return { encrypted: false };
+  const cipher = sock.getCipher?.();
+  return {
+    encrypted: true,
+    version: sock.getProtocol?.() ?? undefined,
+    cipher: cipher?.standardName ?? cipher?.name,
+    authorized: sock.authorized,
+    authorizationError: sock.authorizationError ? String(sock.authorizationError) : undefined,
+    peer: sock.getPeerCertificate(true),
+  };
+}
+
+/** A session refused for its TLS: deferred 4.7.x (classify.ts), never sent in clear or to an unverified peer. */
+function tlsError(message: string, code: 'ENOTLS' | 'ETLSVERIFY' | 'ETLS', tls: TlsFacts): SessionError {
+  const e: SessionError = new Error(message);
+  e.code = code;
+  e.category = 'tls';
+  e.tls = tls;
+  return e;
 }
 
 /** Connects, reads the greeting, EHLO/LHLO, STARTTLS per `target.tls`, AUTH when configured. */
 export async function openSession(target: SessionTarget, opts: SessionOptions): Promise<SmtpSession> {
+  const where = `${target.remoteMta}:${target.port}`;
   const conn = new SMTPConnection({
     ...tlsOptions(target),
     ...(target.socket ? { connection: target.socket } : {}),
@@ -107,16 +143,35 @@ export async function openSession(target: SessionTarget, opts: SessionOptions): 
     });
   }).catch((err: SessionError) => {
     conn.close();
-    // With tls=required a refused STARTTLS must defer (our policy), not bounce on the server's 5xx to STARTTLS.
-    if (target.tls === 'required' && err.code === 'ETLS') {
-      const e: SessionError = new Error(
-        `TLS required but not available at ${target.remoteMta}: ${err.message}`,
+    if (err.code !== 'ETLS') throw err;
+    // A refused STARTTLS must defer (our policy), not bounce on the server's 5xx to STARTTLS; a failed handshake
+    // likewise. nodemailer sends STARTTLS even when EHLO did not offer it (requireTLS): the reply says which.
+    const facts: TlsFacts = { policy: target.tls.policy, applied: target.tls.applied, verified: false };
+    if (err.command === 'STARTTLS' && err.response) {
+      throw tlsError(
+        `TLS required (${target.tls.applied}) but not offered by ${where} (STARTTLS: ${err.response.trim()})`,
+        'ENOTLS',
+        { ...facts, failure: 'starttls-not-supported', detail: err.response.trim() },
       );
-      e.code = 'ETLS';
-      throw e;
     }
-    throw err;
+    throw tlsError(`TLS handshake with ${where} failed (${target.tls.applied}): ${err.message}`, 'ETLS', {
+      ...facts,
+      failure: 'validation-failure',
+      detail: err.message,
+    });
   });
+
+  // Judged before AUTH or MAIL FROM: a session that breaks the policy never carries credentials or mail.
+  const verdict = judgeSession(target.tls, tlsStateOf(conn), where);
+  if (verdict.refuse) {
+    conn.close();
+    throw tlsError(
+      verdict.refuse,
+      verdict.facts.failure === 'starttls-not-supported' ? 'ENOTLS' : 'ETLSVERIFY',
+      verdict.facts,
+    );
+  }
+  const tlsFacts = verdict.facts;
 
   if (target.auth) {
     await new Promise<void>((resolve, reject) => {
@@ -140,6 +195,7 @@ export async function openSession(target: SessionTarget, opts: SessionOptions): 
       response: c.response,
       remoteMta,
       ...(c.enhanced ? { enhanced: c.enhanced } : {}),
+      tls: tlsFacts,
     }) as RecipientOutcome;
 
   const session: SmtpSession = {
@@ -151,6 +207,7 @@ export async function openSession(target: SessionTarget, opts: SessionOptions): 
     get secure() {
       return conn.secure;
     },
+    tls: tlsFacts,
     send(from, recipients, raw) {
       session.messages++;
       return new Promise<RecipientOutcome[]>((resolve, reject) => {

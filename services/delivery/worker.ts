@@ -7,6 +7,7 @@ import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { processConcurrently } from '../common/consume.ts';
 import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
 import type { Logger } from '../common/telemetry.ts';
+import { tlsSummary } from '../common/tls-summary.ts';
 import type { DeliveryJob, DeliveryResult, RecipientOutcome } from '../common/types.ts';
 import { type DeliverContext, deliverJob, outcomesForAll } from './deliver.ts';
 import type { DeliveryMetrics } from './metrics.ts';
@@ -100,6 +101,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
             status: o.status,
             response: o.response,
             mta: o.remoteMta,
+            ...(o.tls ? { tls: tlsSummary(o.tls) } : {}),
           })),
           durationMs,
         },

@@ -4,6 +4,7 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { STREAMS, SUBJECTS } from '../common/nats.ts';
+import { tlsSummary } from '../common/tls-summary.ts';
 import type { QueueContext } from './context.ts';
 import { scheduleJob } from './outputs.ts';
 import { finishMessage } from './results.ts';
@@ -25,6 +26,9 @@ export interface QueueEntry {
     recipients: string[];
     nextAttemptAt?: string;
     lastResponse?: string;
+    /** The last attempt's TLS (TlsFacts) and the same as one line. */
+    lastTls?: MessageState['jobs'][string]['lastTls'];
+    lastTlsSummary?: string;
   }[];
   final: MessageState['final'];
 }
@@ -44,6 +48,7 @@ export function toEntry(s: MessageState, now = Date.now()): QueueEntry {
       recipients: j.job.recipients,
       ...(j.nextAttemptAt ? { nextAttemptAt: j.nextAttemptAt } : {}),
       ...(j.lastResponse ? { lastResponse: j.lastResponse } : {}),
+      ...(j.lastTls ? { lastTls: j.lastTls, lastTlsSummary: tlsSummary(j.lastTls) } : {}),
     })),
     final: s.final,
   };

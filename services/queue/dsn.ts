@@ -4,7 +4,8 @@
  * Lines end in CRLF (RFC 5322 §2.1) because the DSN re-enters the pipeline like any submitted message.
  */
 import { createHash } from 'node:crypto';
-import type { Envelope } from '../common/types.ts';
+import { tlsSummary } from '../common/tls-summary.ts';
+import type { Envelope, TlsFacts } from '../common/types.ts';
 
 /** One recipient's line in a DSN. */
 export interface DsnRecipient {
@@ -17,6 +18,8 @@ export interface DsnRecipient {
   diagnostic?: string;
   remoteMta?: string;
   lastAttemptAt?: string;
+  /** TLS of the last attempt (what was negotiated, which policy applied, why it failed). */
+  tls?: TlsFacts;
 }
 
 export interface DsnInput {
@@ -85,6 +88,7 @@ export function buildDsn(input: DsnInput): string {
     ...recipients.flatMap((r) => [
       `<${r.recipient}>: ${REASON_TEXT[r.reason]}`,
       ...(r.diagnostic ? [`    ${r.remoteMta ? `${r.remoteMta} said: ` : ''}${oneLine(r.diagnostic)}`] : []),
+      ...(r.tls ? [`    TLS: ${tlsSummary(r.tls)}`] : []),
       '',
     ]),
   ];
@@ -103,6 +107,8 @@ export function buildDsn(input: DsnInput): string {
         ? [`Diagnostic-Code: ${r.reason === 'suppressed' ? 'x-postern' : 'smtp'}; ${oneLine(r.diagnostic)}`]
         : []),
       ...(r.lastAttemptAt ? [`Last-Attempt-Date: ${rfc5322Date(new Date(r.lastAttemptAt))}`] : []),
+      // RFC 3464 §2.4 extension field.
+      ...(r.tls ? [`X-Postern-TLS: ${oneLine(tlsSummary(r.tls))}`] : []),
     ].join('\r\n'),
   );
   const lines = [

@@ -54,6 +54,7 @@ function dsnRecipients(d: AttemptDecision, attemptedAt: string): DsnRecipient[] 
     diagnostic: o.response,
     lastAttemptAt: attemptedAt,
     ...(o.remoteMta ? { remoteMta: o.remoteMta } : {}),
+    ...(o.tls ? { tls: o.tls } : {}),
   });
   return [
     ...d.failed.map((o) => line(o, 'failed', dsnStatus(o.response, o.enhanced))),
@@ -85,6 +86,7 @@ async function publishOutcomeEvents(ctx: QueueContext, result: DeliveryResult, d
             response: list[0]!.response,
             attempt: job.attempt,
             pool: job.pool,
+            ...(list[0]!.tls ? { tls: list[0]!.tls } : {}),
           },
           `${job.jobId}.${job.attempt}`,
         ),
@@ -109,21 +111,29 @@ function recordAttempt(
       if (!js || js.status === 'final' || js.attempt !== job.attempt) return undefined;
       const mark = (list: RecipientOutcome[], res: FinalResult) => {
         for (const o of list)
-          s.final[o.recipient] = { result: res, response: o.response, at: result.attemptedAt };
+          s.final[o.recipient] = {
+            result: res,
+            response: o.response,
+            at: result.attemptedAt,
+            ...(o.tls ? { tls: o.tls } : {}),
+          };
       };
       mark(d.delivered, 'delivered');
       mark(d.failed, 'bounced');
       mark(d.expired, 'expired');
       if (d.next) {
-        const lastResponse = result.outcomes.find((o) => o.status === 'deferred')?.response ?? '';
+        const deferred = result.outcomes.find((o) => o.status === 'deferred');
+        const lastResponse = deferred?.response ?? '';
+        const lastTls = deferred?.tls ? { lastTls: deferred.tls } : {};
         s.jobs[job.jobId] = isHolding(js)
-          ? { status: 'held', attempt: d.next.job.attempt, job: d.next.job, lastResponse }
+          ? { status: 'held', attempt: d.next.job.attempt, job: d.next.job, lastResponse, ...lastTls }
           : {
               status: 'deferred',
               attempt: d.next.job.attempt,
               job: d.next.job,
               nextAttemptAt: d.next.due.toISOString(),
               lastResponse,
+              ...lastTls,
             };
       } else {
         s.jobs[job.jobId] = { ...js, status: 'final' };

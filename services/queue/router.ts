@@ -6,7 +6,7 @@
  */
 
 import type { ConfigSnapshot, DomainConfig, PolicyConfig } from '../common/config/resolved.ts';
-import { DEFAULT_POOL, DEFAULT_RETRY } from '../common/config/resolved.ts';
+import { DEFAULT_POOL, DEFAULT_RETRY, type MxTlsMode } from '../common/config/resolved.ts';
 import type { DeliveryJob, Envelope, Route } from '../common/types.ts';
 
 /** What routing decided for one envelope. */
@@ -59,7 +59,21 @@ export function routeRecipient(
       ...(sh.auth ? { auth: sh.auth } : {}),
     };
   }
-  return { kind: 'mx', domain, tls: 'opportunistic' };
+  return { kind: 'mx', domain, tls: mxTlsFor(domain, policy) };
+}
+
+/**
+ * The TLS policy for MX delivery to a recipient domain: the first `destinations[]` entry with a `tls` whose
+ * `match` is the domain itself, else a `*` entry with a `tls`, else `delivery.tls`. Mail without a policy
+ * (inbound-only, DSNs, TLS reports — RFC 8460 §5.3 wants reports delivered despite TLS failures) is
+ * opportunistic.
+ */
+export function mxTlsFor(domain: string, policy: PolicyConfig | undefined): MxTlsMode {
+  if (!policy) return 'opportunistic';
+  const withTls = policy.delivery.destinations.filter((d) => d.tls);
+  const exact = withTls.find((d) => d.match.toLowerCase() === domain);
+  const star = withTls.find((d) => d.match === '*');
+  return exact?.tls ?? star?.tls ?? policy.delivery.tls;
 }
 
 /** The destination key of a route: the OUTBOUND subject token delivery groups connections by. */

@@ -5,7 +5,7 @@
  */
 import type { KV } from '@nats-io/kv';
 import { subjectToken } from '../common/nats.ts';
-import type { BodyRef, DeliveryJob } from '../common/types.ts';
+import type { BodyRef, DeliveryJob, TlsFacts } from '../common/types.ts';
 
 export type FinalResult = 'delivered' | 'bounced' | 'expired' | 'suppressed' | 'dropped';
 
@@ -23,6 +23,8 @@ export interface JobState {
   job: Omit<DeliveryJob, 'body'>;
   nextAttemptAt?: string;
   lastResponse?: string;
+  /** TLS of the last attempt: what was negotiated, or why the TLS policy refused the session. */
+  lastTls?: TlsFacts;
 }
 
 export interface MessageState {
@@ -33,7 +35,7 @@ export interface MessageState {
   body: BodyRef;
   jobs: Record<string, JobState>;
   /** Recipients that reached a final state, with the last reply. */
-  final: Record<string, { result: FinalResult; response: string; at: string }>;
+  final: Record<string, { result: FinalResult; response: string; at: string; tls?: TlsFacts }>;
 }
 
 /** KV keys allow only [-/_=.a-zA-Z0-9]; message ids are mapped with the subject-token escape. */

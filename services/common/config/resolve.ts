@@ -3,8 +3,15 @@
  * Used by the operator and by local mode, so both sources produce identical config.
  */
 import { parseDuration } from '../durations.ts';
+import type { TlsMode } from '../types.ts';
 import { hashPassword } from './password.ts';
-import { DEFAULT_POOL, DEFAULT_RETRY, type DomainConfig, type PolicyConfig } from './resolved.ts';
+import {
+  DEFAULT_POOL,
+  DEFAULT_RETRY,
+  type DomainConfig,
+  type MxTlsMode,
+  type PolicyConfig,
+} from './resolved.ts';
 import type { MailDomain, RelayPolicy } from './schema.ts';
 
 /** Secret data by Secret name (values already decoded to text). */
@@ -45,6 +52,11 @@ export function resolveMailDomain(md: MailDomain, dkimKey?: string): DomainConfi
   };
 }
 
+/** delivery.tls as a smarthost's TLS: mta-sts/dane are refused by validation; opportunistic if one slips by. */
+function hostTls(tls: MxTlsMode | undefined): TlsMode {
+  return tls === 'required' || tls === 'verify' ? tls : 'opportunistic';
+}
+
 export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): PolicyConfig {
   const { clients, senders, limits, delivery } = rp.spec;
   const need = (name: string) => {
@@ -82,7 +94,8 @@ export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): Poli
             smarthost: {
               host: sh.host,
               port: sh.port ?? 25,
-              tls: sh.tls ?? 'opportunistic',
+              // Without its own setting a smarthost keeps the policy's (validation refuses mta-sts/dane there).
+              tls: sh.tls ?? hostTls(delivery?.tls),
               ...(auth ? { auth } : {}),
             },
           }

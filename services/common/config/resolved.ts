@@ -5,6 +5,9 @@
  */
 import type { RetryPolicy, TlsMode } from '../types.ts';
 
+/** The TLS modes of MX delivery (`none` exists only for direct host routes). */
+export type MxTlsMode = Exclude<TlsMode, 'none'>;
+
 export const CONFIG_BUCKET = 'config';
 
 /** KV key of a domain's document (`domain.<domain>`). */
@@ -45,12 +48,15 @@ export interface PolicyConfig {
     smarthost?: { host: string; port: number; tls: TlsMode; auth?: { user: string; pass: string } };
     destinations: {
       match: string;
+      /** TLS policy of MX delivery to recipient domains this entry matches. */
+      tls?: MxTlsMode;
       maxConnections?: number;
       messagesPerConnection?: number;
       ratePerMinute?: number;
     }[];
     retry: RetryPolicy;
-    tls: 'opportunistic' | 'mta-sts' | 'dane' | 'required';
+    /** TLS policy of MX delivery (destinations[].tls overrides it per recipient domain). */
+    tls: MxTlsMode;
   };
 }
 

@@ -22,7 +22,25 @@ const Port = Type.Integer({ minimum: 1, maximum: 65535 });
 const Duration = Type.String({ pattern: DURATION_PATTERN, maxLength: 32 });
 const Hostname = Type.String({ pattern: DOMAIN_PATTERN, maxLength: 253 });
 const Host = Type.String({ minLength: 1, maxLength: 253, pattern: '^[A-Za-z0-9._:-]+$' });
-const TlsMode = Type.Union([Type.Literal('none'), Type.Literal('opportunistic'), Type.Literal('required')]);
+/**
+ * TLS of a direct host:port route (smarthost, mailbox store): `verify` checks the certificate chain (PKIX) for the
+ * configured host. MTA-STS and DANE are properties of a recipient domain's MX hosts, so they exist only for MX
+ * routes (`delivery.tls`, `destinations[].tls`).
+ */
+const HostTlsMode = Type.Union([
+  Type.Literal('none'),
+  Type.Literal('opportunistic'),
+  Type.Literal('required'),
+  Type.Literal('verify'),
+]);
+/** TLS policy of MX delivery (docs/delivery.md "TLS policy"). */
+const MxTlsMode = Type.Union([
+  Type.Literal('opportunistic'),
+  Type.Literal('required'),
+  Type.Literal('verify'),
+  Type.Literal('mta-sts'),
+  Type.Literal('dane'),
+]);
 const SecretRef = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 253 }),
@@ -48,7 +66,7 @@ export const MailDomainSpec = Type.Object(
                 host: Host,
                 port: Port,
                 protocol: Type.Union([Type.Literal('lmtp'), Type.Literal('smtp')], { default: 'lmtp' }),
-                tls: Type.Optional(TlsMode),
+                tls: Type.Optional(HostTlsMode),
               },
               strict,
             ),
@@ -134,7 +152,7 @@ export const RelayPolicySpec = Type.Object(
               {
                 host: Host,
                 port: Type.Optional(Port),
-                tls: Type.Optional(TlsMode),
+                tls: Type.Optional(HostTlsMode),
                 authSecretRef: Type.Optional(SecretRef),
               },
               strict,
@@ -145,11 +163,21 @@ export const RelayPolicySpec = Type.Object(
               Type.Object(
                 {
                   match: Type.String({ minLength: 1, maxLength: 253 }),
+                  /** TLS policy for recipient domains this entry matches (overrides `delivery.tls`). */
+                  tls: Type.Optional(MxTlsMode),
                   maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
                   messagesPerConnection: Type.Optional(Type.Integer({ minimum: 1 })),
                   ratePerMinute: Type.Optional(Type.Integer({ minimum: 1 })),
                 },
-                strict,
+                {
+                  ...strict,
+                  'x-kubernetes-validations': [
+                    cel(
+                      "!has(self.tls) || self.match == '*' || !self.match.startsWith('.')",
+                      'destinations[].tls applies to a recipient domain (example.com) or "*", not to an MX host suffix',
+                    ),
+                  ],
+                },
               ),
               { maxItems: 1000 },
             ),
@@ -163,16 +191,25 @@ export const RelayPolicySpec = Type.Object(
               strict,
             ),
           ),
-          tls: Type.Optional(
-            Type.Union([
-              Type.Literal('opportunistic'),
-              Type.Literal('mta-sts'),
-              Type.Literal('dane'),
-              Type.Literal('required'),
-            ]),
-          ),
+          /**
+           * TLS policy of relayed mail: MX delivery, and the smarthost when `smarthost.tls` is not set (then only
+           * opportunistic, required or verify make sense).
+           */
+          tls: Type.Optional(MxTlsMode),
         },
-        strict,
+        {
+          ...strict,
+          'x-kubernetes-validations': [
+            cel(
+              "!has(self.smarthost) || has(self.smarthost.tls) || !has(self.tls) || (self.tls != 'mta-sts' && self.tls != 'dane')",
+              'delivery.tls mta-sts and dane apply to MX delivery; with a smarthost set smarthost.tls (none, opportunistic, required or verify)',
+            ),
+            cel(
+              '!has(self.smarthost) || !has(self.destinations) || self.destinations.all(d, !has(d.tls))',
+              'destinations[].tls applies to MX delivery; with a smarthost every message goes to it: set smarthost.tls',
+            ),
+          ],
+        },
       ),
     ),
   },

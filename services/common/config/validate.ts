@@ -39,6 +39,32 @@ export function validateResource(doc: unknown): string[] {
     if (!s.clients.networks?.length && !s.clients.authSecretRef) {
       errors.push('spec.clients: needs networks or authSecretRef');
     }
+    errors.push(...deliveryTlsErrors(s));
+  }
+  return errors;
+}
+
+/** The CEL rules on TLS fields (schema.ts), for local mode: a TLS setting that could not be kept is refused. */
+function deliveryTlsErrors(s: RelayPolicySpec): string[] {
+  const d = s.delivery;
+  if (!d) return [];
+  const errors: string[] = [];
+  for (const [i, dest] of (d.destinations ?? []).entries()) {
+    if (dest.tls && dest.match !== '*' && dest.match.startsWith('.')) {
+      errors.push(
+        `spec.delivery.destinations[${i}].tls: applies to a recipient domain (example.com) or "*", not to an MX host suffix ("${dest.match}")`,
+      );
+    }
+    if (dest.tls && d.smarthost) {
+      errors.push(
+        `spec.delivery.destinations[${i}].tls: applies to MX delivery; with a smarthost every message goes to it: set smarthost.tls`,
+      );
+    }
+  }
+  if (d.smarthost && !d.smarthost.tls && (d.tls === 'mta-sts' || d.tls === 'dane')) {
+    errors.push(
+      `spec.delivery.tls: ${d.tls} applies to MX delivery; with a smarthost set smarthost.tls (none, opportunistic, required or verify)`,
+    );
   }
   return errors;
 }
