@@ -18,6 +18,8 @@ export const DNSMASQ = process.env['DNSMASQ'] ?? '/usr/sbin/dnsmasq';
 export interface DnsRecords {
   mx?: { domain: string; exchange: string; priority: number }[];
   a?: { name: string; address: string }[];
+  /** TXT records (`_mta-sts.<domain>`, `_smtp._tls.<domain>`), one string each. */
+  txt?: { name: string; text: string }[];
   /** Domains publishing a null MX (`0 .`, RFC 7505): "this domain accepts no mail". */
   nullMx?: string[];
   /** Domains whose lookups fail with SERVFAIL (forwarded to a dead upstream), for "DNS is broken" tests. */
@@ -68,6 +70,9 @@ export function dnsmasqArgs(records: DnsRecords, host: string, port: number, dea
   for (const mx of records.mx ?? []) args.push(`--mx-host=${mx.domain},${mx.exchange},${mx.priority}`);
   for (const a of records.a ?? []) args.push(`--host-record=${a.name},${a.address}`);
   for (const d of records.nullMx ?? []) args.push(`--dns-rr=${d},15,000000`);
+  // Unquoted (no shell between us and dnsmasq): a ',' in the text splits it into several character-strings of
+  // one record, which readers concatenate (RFC 8461 §3.1, RFC 8460 §3).
+  for (const t of records.txt ?? []) args.push(`--txt-record=${t.name},${t.text}`);
   return args;
 }
 

@@ -47,8 +47,11 @@ export interface SinkOptions {
   onRcpt?: (rcpt: string, session: { remoteAddress: string }) => SinkReply;
   /** Per-recipient map (keyed by recipient address) for LMTP; missing recipients are accepted. */
   onData?: (msg: SinkMessage) => SinkReply | Record<string, SinkReply>;
-  /** Offer STARTTLS with smtp-server's built-in self-signed certificate. */
-  tls?: boolean;
+  /**
+   * Offer STARTTLS: `true` with smtp-server's built-in self-signed certificate, or with the given PEM
+   * certificate (chain) and key (test/helpers/test-ca.ts makes CA-signed and self-signed ones).
+   */
+  tls?: boolean | { cert: string; key: string };
   /** Offer AUTH PLAIN/LOGIN (also without TLS) and accept exactly these credentials. AUTH stays optional. */
   auth?: { user: string; pass: string };
   /** Slow peer: delay each scripted reply (greeting, MAIL, RCPT, DATA) by this much. */
@@ -113,11 +116,14 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
     lmtp: opts.lmtp ?? false,
     secure: false,
     hideSTARTTLS: !opts.tls,
+    ...(typeof opts.tls === 'object' ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
     hideENHANCEDSTATUSCODES: true,
     authOptional: true,
     allowInsecureAuth: true,
     authMethods: ['PLAIN', 'LOGIN'],
-    disabledCommands: opts.auth ? [] : ['AUTH'],
+    // Without `tls` the sink really has no STARTTLS (hiding it from EHLO alone would still let a client that
+    // sends STARTTLS unasked upgrade with smtp-server's built-in certificate).
+    disabledCommands: [...(opts.auth ? [] : ['AUTH']), ...(opts.tls ? [] : ['STARTTLS'])],
     logger: false,
     // No PTR lookups of 127.0.0.N clients: they would hit the machine's resolver and slow every session.
     disableReverseLookup: true,
