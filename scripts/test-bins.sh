@@ -4,9 +4,11 @@
 # Each is taken from the environment when given, else built from its Go module into a cache
 # directory OUTSIDE the repository, keyed by version, so a second run costs nothing.
 #
-#   scripts/test-bins.sh [nats|k8s|helm|coredns|all]   (default: all)
+#   scripts/test-bins.sh [nats|k8s|helm|coredns|cluster|all]   (default: all)
 #   prints KEY=path lines for what it provided (also written to $CACHE/env.sh)
 set -euo pipefail
+# A failed build inside $(...) must stop the script, not leave an empty cache entry behind.
+shopt -s inherit_errexit
 
 NATS_VERSION=v2.12.15
 K8S_VERSION=v1.34.4
@@ -63,21 +65,38 @@ provide_etcd() {
   echo "$out"
 }
 
-provide_apiserver() {
-  local out="$CACHE/kube-apiserver-$K8S_VERSION/kube-apiserver"
-  if [ ! -x "$out" ]; then
-    need_go kube-apiserver
-    log "building kube-apiserver $K8S_VERSION (once, several minutes; cached in $CACHE)"
-    mkdir -p "$(dirname "$out")"
+# The Kubernetes commands, all from one `go build` of the k8s.io/kubernetes module (they share most packages),
+# version-stamped like an upstream release: an unstamped build reports v0.0.0-master, which breaks helm's
+# kubeVersion constraints and semverCompare on .Capabilities.KubeVersion. kube-apiserver serves the envtest tier;
+# the rest (kubelet, controller-manager, scheduler, kube-proxy, kubectl) the cluster tier.
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+provide_kube() {
+  local dir="$CACHE/kubernetes-$K8S_VERSION"
+  local missing=false c
+  for c in "${KUBE_COMMANDS[@]}"; do [ -x "$dir/$c" ] || missing=true; done
+  if $missing; then
+    need_go kubernetes
+    log "building Kubernetes $K8S_VERSION (${KUBE_COMMANDS[*]}; once, several minutes; cached in $CACHE)"
     # k8s.io/kubernetes requires its staging modules at v0.0.0; each is published as v0.<minor>.<patch>.
     local modfile
     modfile=$(cd "$CACHE" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
     local staging="v0${K8S_VERSION#v1}"
     local replaces
     replaces=$(grep -E '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0\s*$' "$modfile" | awk -v v="$staging" '{print "replace " $1 " => " $1 " " v}' | sort -u)
-    build_from_module k8s.io/kubernetes "$K8S_VERSION" k8s.io/kubernetes/cmd/kube-apiserver "$out" "$replaces"
+    local major minor stamp="" pkgs=() build="$CACHE/build/kubernetes-$K8S_VERSION"
+    major=${K8S_VERSION#v}; major=${major%%.*}
+    minor=${K8S_VERSION#v*.}; minor=${minor%%.*}
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      stamp+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+      stamp+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+    done
+    for c in "${KUBE_COMMANDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+    rm -rf "$build" "$dir.tmp"; mkdir -p "$build" "$dir.tmp"
+    printf 'module postern.dev/testbin\ngo 1.24\n%s\n' "$replaces" >"$build/go.mod"
+    (cd "$build" && go get "${pkgs[@]/%/@$K8S_VERSION}" && go build -ldflags "-s -w$stamp" -o "$dir.tmp/" "${pkgs[@]}")
+    rm -rf "$dir"; mv "$dir.tmp" "$dir"; rm -rf "$build"
   fi
-  echo "$out"
+  echo "$dir"
 }
 
 provide_k8s() {
@@ -88,7 +107,7 @@ provide_k8s() {
   fi
   local etcd apiserver
   etcd=${TEST_ASSET_ETCD:-}; [ -n "$etcd" ] || etcd=$(provide_etcd)
-  apiserver=${TEST_ASSET_KUBE_APISERVER:-}; [ -n "$apiserver" ] || apiserver=$(provide_apiserver)
+  apiserver=${TEST_ASSET_KUBE_APISERVER:-}; [ -n "$apiserver" ] || apiserver="$(provide_kube)/kube-apiserver"
   echo "TEST_ASSET_ETCD=$etcd"
   echo "TEST_ASSET_KUBE_APISERVER=$apiserver"
 }
@@ -158,7 +177,9 @@ what=${1:-all}
     k8s) provide_k8s ;;
     helm) provide_helm ;;
     coredns) provide_coredns ;;
-    all) provide_nats; provide_k8s; provide_helm ;;
+    # The cluster tier: every Kubernetes command, etcd and CoreDNS (plus helm and nats for the images).
+    cluster) echo "KUBE_BIN_DIR=$(provide_kube)"; echo "TEST_ASSET_ETCD=$(provide_etcd)"; provide_coredns; provide_helm ;;
+    all) provide_nats; provide_k8s; provide_helm; provide_coredns; echo "KUBE_BIN_DIR=$(provide_kube)" ;;
     *) log "unknown target $what"; exit 2 ;;
   esac
 } | tee "$CACHE/env-$what.sh"
