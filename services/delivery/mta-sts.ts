@@ -27,6 +27,11 @@ const { isInvalid } = createRequire(import.meta.url)('mx-connect/lib/tools.js') 
   isInvalid(delivery: { dnsOptions: { blockLocalAddresses: boolean } }, ip: string): string | false;
 };
 
+/** The addresses among `ips` delivery may connect to (loopback/private only when allowed). */
+export function usableAddresses(ips: string[], allowLocalAddresses: boolean): string[] {
+  return ips.filter((ip) => !isInvalid({ dnsOptions: { blockLocalAddresses: !allowLocalAddresses } }, ip));
+}
+
 export interface StsLookup {
   /** The policy in force (enforce/testing), undefined when the domain has none (or mode none). */
   policy?: StsPolicy | undefined;
@@ -82,9 +87,7 @@ export function createMtaStsResolver(opts: {
       ? await opts.resolveRecords(name, type as 'A')
       : await (await import('node:dns/promises')).resolve(name, type);
     if (type !== 'A' && type !== 'AAAA') return list as string[][];
-    return (list as string[]).filter(
-      (ip) => !isInvalid({ dnsOptions: { blockLocalAddresses: !opts.allowLocalAddresses } }, ip),
-    );
+    return usableAddresses(list as string[], opts.allowLocalAddresses);
   };
   const read = async (domain: string): Promise<CachedPolicy | undefined> => {
     if (!kv) return undefined;

@@ -12,7 +12,7 @@ import type { Logger } from '../common/telemetry.ts';
 import type { DestinationContext } from './destination.ts';
 import type { ResolveRecords } from './dns-resolver.ts';
 import { createDnssecResolver } from './dnssec.ts';
-import { createMtaStsResolver, openStsCache } from './mta-sts.ts';
+import { createMtaStsResolver, openStsCache, usableAddresses } from './mta-sts.ts';
 import type { DeliverySettings } from './settings.ts';
 import { startTlsRptReporter, type TlsRptReporter } from './tlsrpt/reporter.ts';
 import { createSessionRecorder, ensureTlsRptStream } from './tlsrpt/sessions.ts';
@@ -73,6 +73,14 @@ export async function startTlsSupport(
     submitter: rpt.submitter,
     from: rpt.from,
     resolveTxt: txt,
+    async resolveHost(name) {
+      const ips = resolveRecords
+        ? ((await resolveRecords(name, 'A')) as string[])
+        : await new Resolver().resolve4(name);
+      const usable = usableAddresses(ips, settings.allowLoopbackMx);
+      if (!usable[0]) throw new Error(`no usable address for ${name}`);
+      return usable[0];
+    },
     log,
     replicas,
   });

@@ -10,7 +10,9 @@
  * A process that dies between claim and send loses that report (logged by nobody): reports are best effort,
  * like every MTA's.
  */
+import type { LookupAddress } from 'node:dns';
 import { request } from 'node:https';
+import { isIP } from 'node:net';
 import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -41,6 +43,8 @@ export interface ReporterOptions {
   from: string;
   /** TXT lookup (`_smtp._tls.<domain>`), through the delivery resolver. */
   resolveTxt: (name: string) => Promise<string[][]>;
+  /** Address of an https `rua` host, through the delivery resolver and its address rules. */
+  resolveHost?: (name: string) => Promise<string>;
   log: Logger;
   replicas?: number;
 }
@@ -85,7 +89,27 @@ async function readPeriod(js: JetStreamClient, start: Date, end: Date): Promise<
   return out;
 }
 
-function postReport(url: string, body: Buffer, timeoutMs = 30_000): Promise<void> {
+type LookupCallback = (err: Error | null, address: string | LookupAddress[], family?: number) => void;
+
+function postReport(
+  url: string,
+  body: Buffer,
+  resolveHost: ((name: string) => Promise<string>) | undefined,
+  timeoutMs = 30_000,
+): Promise<void> {
+  // node:https would ask the system resolver; the rua host is resolved like every other name delivery uses.
+  const lookup = resolveHost
+    ? (name: string, options: { all?: boolean }, cb: LookupCallback) => {
+        resolveHost(name).then(
+          (address) => {
+            const family = isIP(address);
+            if (options.all) cb(null, [{ address, family }]);
+            else cb(null, address, family);
+          },
+          (err: Error) => cb(err, ''),
+        );
+      }
+    : undefined;
   return new Promise((resolve, reject) => {
     const req = request(
       url,
@@ -93,6 +117,7 @@ function postReport(url: string, body: Buffer, timeoutMs = 30_000): Promise<void
         method: 'POST',
         headers: { 'content-type': TLSRPT_MEDIA_TYPE, 'content-length': body.length },
         timeout: timeoutMs,
+        ...(lookup ? { lookup: lookup as never } : {}),
       },
       (res) => {
         res.resume();
@@ -119,7 +144,7 @@ export async function startTlsRptReporter(opts: ReporterOptions): Promise<TlsRpt
 
   const send = async (domain: string, report: TlsRptReport, meta: ReportMeta, rua: string) => {
     if (rua.startsWith('https:')) {
-      await postReport(rua, gzipReport(report));
+      await postReport(rua, gzipReport(report), opts.resolveHost);
       return;
     }
     const to = decodeURIComponent(rua.slice('mailto:'.length).split('?')[0]!);
