@@ -8,6 +8,8 @@ TEST_PACKAGES=(
   libio-socket-ssl-perl  # the same (swaks needs both for TLS)
   postfix                # smtp-source / smtp-sink
   dnsmasq-base           # MX / A answers for delivery tests
+  unbound                # DNSSEC-validating resolver for the DANE tests (AD bit over a locally signed zone)
+  ldnsutils              # ldns-keygen / ldns-signzone: sign the DANE tests' zone
   prometheus             # scrapes local mode (and the cluster) to prove dashboard queries
 )
 
