@@ -1,0 +1,570 @@
+/**
+ * The user journey on a real single-node Kubernetes (scripts/cluster/up.sh): images built from the Dockerfile and
+ * imported, `helm install` of charts/postern with values a user would write (3 NATS servers with R3 streams,
+ * 2 ingress, 2 queue, one delivery pool, the operator), MailDomain and RelayPolicy applied with kubectl, mail in
+ * through the ingress Service and out to peers on the node link, the autoscaler starting real pods, pods killed and
+ * deleted mid-run, a rolling `helm upgrade`, a delivery pod drained mid-transaction, Prometheus scraping the pods,
+ * and `helm uninstall` leaving a namespace that can be deleted. Steps run in order against one cluster.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Cluster, startCluster } from '../helpers/cluster.ts';
+import { eventually } from '../helpers/postern.ts';
+import { type LoadResult, sendLoad, testIdOf } from '../helpers/smtp-client.ts';
+import { freePort, type SinkOptions, type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
+import { swaks } from '../helpers/swaks.ts';
+
+const NS = 'postern';
+const RELEASE = 'postern';
+const CHART = new URL('../../charts/postern', import.meta.url).pathname;
+const APP_VERSION =
+  /^appVersion:\s*"?([^"\s]+)"?/m.exec(readFileSync(join(CHART, 'Chart.yaml'), 'utf8'))?.[1] ?? '';
+const UPGRADE_TAG = `${APP_VERSION}-upgrade`;
+const INBOUND_DOMAIN = 'inbound.postern.test';
+const SENDER = 'app@sender.postern.test';
+/** Messages per bounded load run (faults, upgrade). */
+const RUN = Number(process.env['POSTERN_CLUSTER_MESSAGES'] ?? 600);
+
+describe('Postern on a real Kubernetes node', () => {
+  let cluster: Cluster;
+  let relaySink: SmtpSink;
+  const relaySinkOpts: SinkOptions = {};
+  let mailbox: SmtpSink;
+  let smtpNodePort = 0;
+  let prometheus: ChildProcess | undefined;
+
+  const k = (args: string[], input?: string) => cluster.k(['-n', NS, ...args], { input });
+  const json = async <T>(args: string[]) => JSON.parse(await k([...args, '-o', 'json'])) as T;
+  interface Pod {
+    metadata: { name: string; uid: string; labels: Record<string, string>; deletionTimestamp?: string };
+    status: {
+      phase: string;
+      podIP?: string;
+      conditions?: { type: string; status: string }[];
+      containerStatuses?: {
+        name: string;
+        ready: boolean;
+        restartCount: number;
+        containerID?: string;
+        image: string;
+      }[];
+    };
+  }
+  const pods = async (component?: string) =>
+    (
+      await json<{ items: Pod[] }>([
+        'get',
+        'pods',
+        ...(component ? ['-l', `app.kubernetes.io/component=${component}`] : []),
+      ])
+    ).items;
+  const ready = (p: Pod) =>
+    !p.metadata.deletionTimestamp &&
+    p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  const deliveryDeployment = `${RELEASE}-delivery-default`;
+  const replicasOf = async (deployment: string) =>
+    await json<{ spec: { replicas: number }; status: { readyReplicas?: number } }>([
+      'get',
+      'deployment',
+      deployment,
+    ]);
+
+  /** Arrivals at a sink by X-Test-Id. */
+  const arrivals = (sink: SmtpSink) => {
+    const ids = new Map<string, number>();
+    for (const m of sink.messages) {
+      const id = testIdOf(m.raw);
+      if (id) ids.set(id, (ids.get(id) ?? 0) + 1);
+    }
+    return ids;
+  };
+  /** Waits until every accepted message of a run has arrived; returns the duplicates count. */
+  const everyAcceptedArrives = async (what: string, result: LoadResult) => {
+    const ids = await eventually(
+      `${what}: every 250-acknowledged message at the smarthost`,
+      () => {
+        const ids = arrivals(relaySink);
+        return [...result.accepted].every((id) => ids.has(id)) && ids;
+      },
+      600_000,
+    );
+    const duplicates = [...result.accepted].filter((id) => (ids.get(id) ?? 0) > 1).length;
+    console.log(
+      `${what}: accepted ${result.accepted.size}, not accepted ${result.notAccepted.size}, client retries (4xx or connection failures) ${result.tempFailures}, all arrived, duplicates ${duplicates}`,
+    );
+    return duplicates;
+  };
+  let runNo = 0;
+  const load = (count: number, onAccepted?: (n: number) => void) => {
+    const run = ++runNo;
+    return sendLoad({
+      host: cluster.nodeIp,
+      port: smtpNodePort,
+      count,
+      sessions: 4,
+      tries: 60,
+      from: SENDER,
+      to: (i) => `r${run}-${i}@far.postern.test`,
+      ...(onAccepted ? { onAccepted } : {}),
+    }).then((r) => {
+      // sendLoad's ids are per run (load-<i>); make them unique across runs.
+      const rename = (s: Set<string>) => new Set([...s].map((id) => id.replace('load-', `load${run}-`)));
+      return { ...r, accepted: rename(r.accepted), notAccepted: rename(r.notAccepted) };
+    });
+  };
+
+  /** kill -9 of a pod's main container process, from the node (as the kernel's OOM killer would). */
+  const kill9 = async (pod: Pod) => {
+    const id = pod.status.containerStatuses?.[0]?.containerID?.replace(/^containerd:\/\//, '');
+    assert.ok(id, `container id of ${pod.metadata.name}`);
+    const ctr = await cluster.ctr(['-n', 'k8s.io', 'task', 'kill', '-s', 'SIGKILL', id]);
+    assert.equal(ctr.code, 0, ctr.stderr);
+  };
+
+  before(async () => {
+    cluster = await startCluster({ imageTags: [APP_VERSION, UPGRADE_TAG] });
+    relaySinkOpts.host = cluster.hostIp;
+    relaySinkOpts.port = await freePort();
+    relaySinkOpts.onRcpt = (rcpt) => {
+      if (rcpt.startsWith('gone@')) return { code: 550, message: '5.1.1 no such user' };
+      if (rcpt.startsWith('later@')) return { code: 451, message: '4.2.0 try again later' };
+      return 'accept';
+    };
+    relaySink = await startSmtpSink(relaySinkOpts);
+    mailbox = await startSmtpSink({ host: cluster.hostIp, lmtp: true });
+  });
+  after(async () => {
+    prometheus?.kill('SIGTERM');
+    await relaySink?.close();
+    await mailbox?.close();
+    await cluster?.stop();
+  });
+
+  it('installs with helm and every pod becomes Ready without restarts', async () => {
+    await cluster.k(['create', 'namespace', NS]);
+    // No storage provisioner on this node: three static hostPath volumes of a class the values name.
+    for (let i = 0; i < 3; i++) {
+      await cluster.k(['apply', '-f', '-'], {
+        input: JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'PersistentVolume',
+          metadata: { name: `nats-data-${i}` },
+          spec: {
+            capacity: { storage: '2Gi' },
+            accessModes: ['ReadWriteOnce'],
+            storageClassName: 'local-static',
+            persistentVolumeReclaimPolicy: 'Delete',
+            hostPath: { path: join(cluster.dir, 'volumes', `nats-${i}`), type: 'DirectoryOrCreate' },
+          },
+        }),
+      });
+    }
+    const values = join(cluster.dir, 'values.yaml');
+    cluster.writeFile(values, userValues());
+    const install = await cluster.helm(
+      ['install', RELEASE, CHART, '-n', NS, '-f', values, '--wait', '--timeout', '10m'],
+      660_000,
+    );
+    assert.equal(install.code, 0, `${install.stderr}\n${await diagnostics()}`);
+    const all = await pods();
+    const names = all.map((p) => p.metadata.name).join(', ');
+    assert.equal(
+      all.filter((p) => p.metadata.labels['app.kubernetes.io/component'] === 'nats').length,
+      3,
+      names,
+    );
+    assert.ok(all.every(ready), `every pod Ready: ${names}`);
+    const restarts = all.flatMap((p) =>
+      (p.status.containerStatuses ?? []).map((c) => [p.metadata.name, c.restartCount] as const),
+    );
+    console.log(
+      `install: ${all.length} pods Ready; restarts ${JSON.stringify(Object.fromEntries(restarts))}`,
+    );
+    assert.ok(
+      restarts.every(([, n]) => n === 0),
+      `no pod restarted on a fresh install (services wait for NATS): ${JSON.stringify(restarts)}`,
+    );
+    const svc = await json<{ spec: { ports: { name: string; nodePort?: number }[] } }>([
+      'get',
+      'service',
+      `${RELEASE}-ingress`,
+    ]);
+    smtpNodePort = svc.spec.ports.find((p) => p.name === 'smtp')?.nodePort ?? 0;
+    assert.ok(smtpNodePort > 0, 'the ingress Service has a NodePort for smtp');
+  });
+
+  it('reconciles a MailDomain and a RelayPolicy applied with kubectl to Ready', async () => {
+    await k(['apply', '-f', '-'], resources());
+    for (const kind of ['maildomain/inbound', 'relaypolicy/apps']) {
+      const r = await cluster.kubectl(['-n', NS, 'wait', kind, '--for=condition=Ready', '--timeout=120s'], {
+        timeoutMs: 150_000,
+      });
+      assert.equal(r.code, 0, `${kind} Ready: ${r.stderr}\n${await diagnostics()}`);
+    }
+    const table = await k(['get', 'maildomains,relaypolicies']);
+    console.log(table);
+    assert.match(table, new RegExp(`${INBOUND_DOMAIN.replaceAll('.', '\\.')}\\s+True`));
+    const md = await json<{ status: { dkimDNSRecord?: string } }>(['get', 'maildomain', 'inbound']);
+    assert.match(md.status.dkimDNSRecord ?? '', /v=DKIM1/);
+  });
+
+  it('relays mail through the ingress Service to the smarthost and delivers inbound mail over LMTP', async () => {
+    const relayed = await eventually(
+      'relay through the NodePort (the policy allows this machine by address: the client address survives)',
+      async () => {
+        const r = await swaks([
+          '--server',
+          `${cluster.nodeIp}:${smtpNodePort}`,
+          '--from',
+          SENDER,
+          '--to',
+          'someone@far.postern.test',
+          '--header',
+          'X-Test-Id: relay-1',
+        ]);
+        return r.code === 0 && r;
+      },
+      120_000,
+    );
+    assert.match(relayed.replies.at(-2) ?? '', /^250/);
+    const inbound = await swaks([
+      '--server',
+      `${cluster.nodeIp}:${smtpNodePort}`,
+      '--from',
+      'someone@elsewhere.postern.test',
+      '--to',
+      `alice@${INBOUND_DOMAIN}`,
+      '--header',
+      'X-Test-Id: inbound-1',
+    ]);
+    assert.equal(inbound.code, 0, inbound.transcript);
+    const unknown = await swaks([
+      '--server',
+      `${cluster.nodeIp}:${smtpNodePort}`,
+      '--from',
+      'someone@elsewhere.postern.test',
+      '--to',
+      `nobody@${INBOUND_DOMAIN}`,
+      '--quit-after',
+      'RCPT',
+    ]);
+    assert.ok(
+      unknown.replies.some((l) => /^550 5\.1\.1/.test(l)),
+      unknown.transcript,
+    );
+    const [out] = await eventually('the relayed message at the smarthost', () => {
+      const m = relaySink.messages.filter((x) => testIdOf(x.raw) === 'relay-1');
+      return m.length > 0 && m;
+    });
+    assert.match(
+      out?.raw.toString() ?? '',
+      /^DKIM-Signature:.*\bd=sender\.postern\.test\b/ms,
+      'signed with the key the operator generated',
+    );
+    await eventually('the inbound message in the mailbox store', () =>
+      mailbox.messages.some(
+        (x) => testIdOf(x.raw) === 'inbound-1' && x.to.includes(`alice@${INBOUND_DOMAIN}`),
+      ),
+    );
+  });
+
+  it('scales the delivery pool on a backlog: new pods start and consume, and replicas fall when it drains', async () => {
+    const before = (await replicasOf(deliveryDeployment)).spec.replicas;
+    relaySinkOpts.delayMs = 250; // a slow smarthost: the backlog grows faster than one pod drains it
+    const burst = load(RUN);
+    const scaled = await eventually(
+      'the operator scales the delivery Deployment up and the new pods become Ready',
+      async () => {
+        const d = await replicasOf(deliveryDeployment);
+        return d.spec.replicas > before && (d.status.readyReplicas ?? 0) > before && d;
+      },
+      300_000,
+    );
+    console.log(
+      `autoscale: ${before} → ${scaled.spec.replicas} replicas (${scaled.status.readyReplicas} Ready)`,
+    );
+    const newPods = (await pods('delivery')).filter(ready);
+    assert.ok(newPods.length > before, `${newPods.length} delivery pods Ready`);
+    relaySinkOpts.delayMs = 0;
+    const result = await burst;
+    await everyAcceptedArrives('autoscale burst', result);
+    const senders = new Set(relaySink.messages.map((m) => m.remoteAddress));
+    const podIps = new Set(newPods.map((p) => p.status.podIP));
+    const consuming = [...podIps].filter((ip) => senders.has(ip ?? ''));
+    assert.ok(
+      consuming.length > 1,
+      `more than one delivery pod delivered (pods ${[...podIps]}, seen ${[...senders]})`,
+    );
+    await eventually(
+      'replicas fall back after the stabilisation window once the backlog drained',
+      async () => (await replicasOf(deliveryDeployment)).spec.replicas === before,
+      300_000,
+    );
+  });
+
+  it('loses nothing when a NATS pod, a queue pod and a delivery pod are deleted or killed -9 mid-run', async () => {
+    const [nats0] = await pods('nats');
+    const queuePods = await pods('queue');
+    const deliveryPods = await pods('delivery');
+    assert.ok(nats0 && queuePods[0] && deliveryPods[0]);
+    const faults = new Map<number, () => Promise<unknown>>([
+      [Math.floor(RUN * 0.15), () => k(['delete', 'pod', nats0.metadata.name, '--wait=false'])],
+      [Math.floor(RUN * 0.3), () => kill9(queuePods[0] as Pod)],
+      [
+        Math.floor(RUN * 0.45),
+        () => k(['delete', 'pod', (deliveryPods[0] as Pod).metadata.name, '--wait=false']),
+      ],
+      [
+        Math.floor(RUN * 0.6),
+        async () =>
+          kill9((await pods('nats')).find((p) => p.metadata.name !== nats0.metadata.name && ready(p)) as Pod),
+      ],
+      [Math.floor(RUN * 0.75), async () => kill9((await pods('delivery')).find(ready) as Pod)],
+    ]);
+    const injected: Promise<unknown>[] = [];
+    const result = await load(RUN, (n) => {
+      const fault = faults.get(n);
+      if (fault) {
+        faults.delete(n);
+        injected.push(fault());
+      }
+    });
+    await Promise.all(injected);
+    assert.equal(faults.size, 0, 'every fault was injected');
+    assert.ok(result.accepted.size > 0);
+    await everyAcceptedArrives('faults', result);
+    await eventually('every pod Ready again', async () => (await pods()).every(ready), 300_000);
+  });
+
+  it('rolls every Deployment on a helm upgrade (new image tag and a changed value) without losing mail', async () => {
+    const values = join(cluster.dir, 'values.yaml');
+    const running = load(RUN);
+    const upgrade = await cluster.helm(
+      [
+        'upgrade',
+        RELEASE,
+        CHART,
+        '-n',
+        NS,
+        '-f',
+        values,
+        '--set',
+        `image.tag=${UPGRADE_TAG}`,
+        '--set',
+        'logLevel=debug',
+        '--wait',
+        '--timeout',
+        '10m',
+      ],
+      660_000,
+    );
+    assert.equal(upgrade.code, 0, `${upgrade.stderr}\n${await diagnostics()}`);
+    const result = await running;
+    await everyAcceptedArrives('helm upgrade', result);
+    const images = (await pods())
+      .filter((p) => p.metadata.labels['app.kubernetes.io/component'] !== 'nats')
+      .flatMap((p) => (p.status.containerStatuses ?? []).map((c) => c.image));
+    assert.ok(
+      images.length > 0 && images.every((i) => i.endsWith(`:${UPGRADE_TAG}`)),
+      `every Postern pod runs the new image: ${images}`,
+    );
+  });
+
+  it('drains a delivery pod that is terminated in the middle of a long SMTP transaction', async () => {
+    const inFlight = new Map<string, number>();
+    relaySinkOpts.onMail = (_from, session) => {
+      inFlight.set(session.remoteAddress, (inFlight.get(session.remoteAddress) ?? 0) + 1);
+      return 'accept';
+    };
+    relaySinkOpts.delayMs = 4000; // each reply slow: a transaction lasts ~16 s
+    const result = await load(8);
+    const busy = await eventually(
+      'a delivery pod in the middle of a transaction',
+      async () => {
+        const ps = (await pods('delivery')).filter(ready);
+        return ps.find((p) => inFlight.has(p.status.podIP ?? ''));
+      },
+      120_000,
+    );
+    await k(['delete', 'pod', busy.metadata.name, '--wait=false']);
+    relaySinkOpts.delayMs = 0;
+    relaySinkOpts.onMail = undefined;
+    const duplicates = await everyAcceptedArrives('drain', result);
+    const fromBusy = relaySink.messages.filter((m) => m.remoteAddress === busy.status.podIP).length;
+    console.log(
+      `drain: ${fromBusy} messages completed by the terminating pod ${busy.metadata.name}, duplicates ${duplicates}`,
+    );
+    assert.ok(fromBusy > 0, 'the terminating pod finished its transaction instead of dropping it');
+  });
+
+  it('is scraped by Prometheus through kubernetes_sd_configs and every dashboard query returns data', async () => {
+    // Traffic for every kind of panel: delivered, deferred, bounced, and a refused sender.
+    for (const to of ['ok@far.postern.test', 'gone@far.postern.test', 'later@far.postern.test']) {
+      const r = await swaks(['--server', `${cluster.nodeIp}:${smtpNodePort}`, '--from', SENDER, '--to', to]);
+      assert.equal(r.code, 0, r.transcript);
+    }
+    await swaks([
+      '--server',
+      `${cluster.nodeIp}:${smtpNodePort}`,
+      '--from',
+      'x@not-allowed.postern.test',
+      '--to',
+      'y@far.postern.test',
+      '--quit-after',
+      'RCPT',
+    ]);
+    const port = await freePort();
+    const api = `http://127.0.0.1:${port}`;
+    const token = cluster.adminToken;
+    cluster.writeFile(join(cluster.dir, 'prometheus', 'token'), token);
+    cluster.writeFile(
+      join(cluster.dir, 'prometheus', 'prometheus.yml'),
+      prometheusConfig(cluster, join(cluster.dir, 'prometheus', 'token')),
+    );
+    prometheus = spawn(
+      'prometheus',
+      [
+        `--config.file=${join(cluster.dir, 'prometheus', 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(cluster.dir, 'prometheus', 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    const query = async (expr: string) => {
+      const res = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(expr)}`);
+      return (await res.json()) as { status: string; error?: string; data?: { result: unknown[] } };
+    };
+    const postern = (await pods()).filter(
+      (p) => p.metadata.labels['app.kubernetes.io/component'] !== 'nats' && ready(p),
+    );
+    await eventually(
+      'every Postern pod scraped and up',
+      async () => {
+        const r = await query(`up{namespace="${NS}"}`).catch(() => undefined);
+        const series = (r?.data?.result ?? []) as { value: [number, string] }[];
+        return series.length >= postern.length && series.every((s) => s.value[1] === '1');
+      },
+      120_000,
+    );
+    const dashboard = JSON.parse(readFileSync(join(CHART, 'dashboards/postern.json'), 'utf8')) as {
+      panels: { title: string; targets?: { expr: string }[] }[];
+    };
+    const queries = dashboard.panels.flatMap((p) =>
+      (p.targets ?? []).map((t) => ({
+        title: p.title,
+        expr: t.expr.replaceAll('$namespace', NS).replaceAll('$__rate_interval', '2m'),
+      })),
+    );
+    assert.ok(queries.length > 10);
+    for (const q of queries) {
+      await eventually(
+        `dashboard panel "${q.title}" returns data: ${q.expr}`,
+        async () => ((await query(q.expr)).data?.result.length ?? 0) > 0,
+        180_000,
+      );
+    }
+  });
+
+  it('uninstalls with helm, and the namespace then deletes (no finalizer left behind)', async () => {
+    const r = await cluster.helm(['uninstall', RELEASE, '-n', NS, '--wait', '--timeout', '5m'], 360_000);
+    assert.equal(r.code, 0, r.stderr);
+    const del = await cluster.kubectl(['delete', 'namespace', NS, '--timeout=180s'], { timeoutMs: 200_000 });
+    assert.equal(
+      del.code,
+      0,
+      `${del.stderr}\n${await cluster.kubectl(['get', 'maildomains,relaypolicies', '-A', '-o', 'yaml']).then((x) => x.stdout)}`,
+    );
+  });
+
+  /** What a platform team would write for a bare-metal cluster without a load-balancer controller. */
+  function userValues(): string {
+    return `hostname: mail.postern.test
+nats:
+  jetstream:
+    fileStorage:
+      size: 1Gi
+      storageClassName: local-static
+ingress:
+  service:
+    type: NodePort
+delivery:
+  scaleDownStabilizationSeconds: 30
+  pools:
+    - name: default
+      minReplicas: 1
+      maxReplicas: 3
+      targetPerReplica: 50
+`;
+  }
+
+  function resources(): string {
+    return `apiVersion: postern.dev/v1alpha1
+kind: MailDomain
+metadata: { name: inbound }
+spec:
+  domain: ${INBOUND_DOMAIN}
+  inbound:
+    enabled: true
+    recipients: [alice, postmaster]
+    deliverTo: { host: ${cluster.hostIp}, port: ${mailbox.port}, protocol: lmtp }
+---
+apiVersion: postern.dev/v1alpha1
+kind: MailDomain
+metadata: { name: sender }
+spec:
+  domain: sender.postern.test
+  outbound:
+    dkim: { selector: k8s }
+---
+apiVersion: postern.dev/v1alpha1
+kind: RelayPolicy
+metadata: { name: apps }
+spec:
+  clients: { networks: [${cluster.hostIp}/32] }
+  senders: { domains: [sender.postern.test] }
+  delivery:
+    smarthost: { host: ${cluster.hostIp}, port: ${relaySink.port}, tls: none }
+    retry: { schedule: [2s, 5s], maxLifetime: 1h }
+`;
+  }
+
+  async function diagnostics(): Promise<string> {
+    const get = await cluster.kubectl(['get', 'pods,events', '-A', '-o', 'wide']);
+    const logs = await cluster.kubectl([
+      '-n',
+      NS,
+      'logs',
+      '--all-containers',
+      '--prefix',
+      '--tail=20',
+      '-l',
+      'app.kubernetes.io/name=postern',
+    ]);
+    return `${get.stdout}\n${logs.stdout}${logs.stderr}\nkubelet:\n${cluster.logTail('kubelet', 20)}`;
+  }
+});
+
+/** Prometheus on this machine discovering the pods through the API server, as a cluster Prometheus would. */
+function prometheusConfig(cluster: Cluster, tokenFile: string): string {
+  return `global: { scrape_interval: 2s, evaluation_interval: 2s }
+scrape_configs:
+  - job_name: postern-pods
+    kubernetes_sd_configs:
+      - role: pod
+        api_server: https://${cluster.nodeIp}:6443
+        namespaces: { names: [${NS}] }
+        authorization: { credentials_file: ${tokenFile} }
+        tls_config: { ca_file: ${cluster.caFile} }
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_container_port_name]
+        regex: metrics
+        action: keep
+      - source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+`;
+}
