@@ -104,6 +104,38 @@ describe('the generated CRDs on a real kube-apiserver', () => {
     );
   });
 
+  it('refuses TLS settings delivery could not keep', async () => {
+    const clients = { networks: ['10.0.0.0/8'] };
+    await refused(
+      create('RelayPolicy', 'dane-smarthost', {
+        clients,
+        delivery: { smarthost: { host: 'relay.test' }, tls: 'dane' },
+      }),
+      /mta-sts and dane apply to MX delivery/,
+    );
+    await refused(
+      create('RelayPolicy', 'sts-smarthost', {
+        clients,
+        delivery: { smarthost: { host: 'relay.test', tls: 'mta-sts' } },
+      }),
+      /tls/,
+    );
+    await refused(
+      create('RelayPolicy', 'tls-suffix', {
+        clients,
+        delivery: { destinations: [{ match: '.google.com', tls: 'verify' }] },
+      }),
+      /not to an MX host suffix/,
+    );
+    await refused(
+      create('RelayPolicy', 'tls-dest-smarthost', {
+        clients,
+        delivery: { smarthost: { host: 'relay.test' }, destinations: [{ match: 'a.test', tls: 'verify' }] },
+      }),
+      /set smarthost.tls/,
+    );
+  });
+
   it('refuses an unknown enum value', async () => {
     await refused(
       create('RelayPolicy', 'bad-tls', { clients: { networks: ['10.0.0.0/8'] }, delivery: { tls: 'maybe' } }),
