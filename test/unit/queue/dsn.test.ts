@@ -94,3 +94,31 @@ describe('RFC 3464 delivery status notifications', () => {
     assert.equal(headerSection('A: 1\nB: 2\n\nbody\n\nmore'), 'A: 1\r\nB: 2');
   });
 });
+
+describe('a DSN for mail that expired waiting for TLS', () => {
+  it('says which TLS policy refused the session, in the human part and per recipient', () => {
+    const dsn = buildDsn({
+      ...input,
+      recipients: [
+        {
+          recipient: 'dave@strict.example',
+          status: '4.4.7',
+          reason: 'expired' as const,
+          diagnostic: 'TLS required (required) but not offered by mx.strict.example:25',
+          tls: {
+            policy: 'required',
+            applied: 'required',
+            verified: false,
+            failure: 'starttls-not-supported',
+          },
+        },
+      ],
+    });
+    assert.match(dsn, /^ {4}TLS: no TLS \(starttls-not-supported\), policy required\r$/m);
+    assert.match(
+      dsn,
+      /^Diagnostic-Code: smtp; TLS required \(required\) but not offered by mx\.strict\.example:25\r$/m,
+    );
+    assert.match(dsn, /^X-Postern-TLS: no TLS \(starttls-not-supported\), policy required\r$/m);
+  });
+});
