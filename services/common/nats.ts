@@ -23,6 +23,7 @@ export const STREAMS = {
   results: 'RESULTS',
   events: 'EVENTS',
   bodies: 'BODIES',
+  clientRate: 'CLIENT_RATE',
 } as const;
 
 export const SUBJECTS = {
@@ -35,6 +36,8 @@ export const SUBJECTS = {
   result: (pool: string) => `mail.result.${pool}`,
   event: (kind: string) => `mail.event.${kind}`,
   body: (messageId: string) => `mail.body.${subjectToken(messageId)}`,
+  /** One counter per client (hashed) per one-minute window: services/ingress/client-rate.ts. */
+  clientRate: (window: number, clientHash: string) => `rate.client.${window}.${clientHash}`,
 } as const;
 
 export const BODY_BUCKET = 'bodies';
@@ -112,6 +115,20 @@ export async function ensureTopology(nc: NatsConnection, replicas = 1): Promise<
     subjects: ['mail.body.>'],
     retention: RetentionPolicy.Limits,
     max_msgs_per_subject: 1,
+  });
+  // Per-client message counters shared by every ingress replica (server ≥ 2.12 counter stream, ADR-49: the server
+  // adds `Nats-Incr` atomically and returns the total in the PubAck). Counter streams refuse per-message TTLs, so
+  // old windows leave by max_age; one message per subject is all a counter needs.
+  await ensureStream(jsm, {
+    ...common,
+    name: STREAMS.clientRate,
+    subjects: ['rate.client.>'],
+    retention: RetentionPolicy.Limits,
+    allow_msg_counter: true,
+    allow_direct: true,
+    max_msgs_per_subject: 1,
+    max_age: nanos(3 * 60_000),
+    discard: DiscardPolicy.Old,
   });
   const kvm = new Kvm(nc);
   await kvm.create(CONFIG_BUCKET, { history: 5, replicas });

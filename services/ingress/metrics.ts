@@ -7,6 +7,8 @@ export interface IngressMetrics {
   rejections: Counter<'listener' | 'reason'>;
   /** End of DATA → 250 (body store + PubAck). */
   acceptDuration: Histogram<'listener'>;
+  /** Rate decisions taken by this replica's own window because the shared counters did not answer. */
+  rateLimitFallbacks: Counter;
 }
 
 export function createIngressMetrics(registry: Registry): IngressMetrics {
@@ -34,6 +36,11 @@ export function createIngressMetrics(registry: Registry): IngressMetrics {
       help: 'Time from end of DATA to the 250 reply (body store + JetStream PubAck)',
       labelNames: ['listener'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    rateLimitFallbacks: new Counter({
+      name: 'postern_client_rate_fallbacks_total',
+      help: 'messagesPerMinute decisions made per replica because the cluster-wide counters did not answer',
       registers: [registry],
     }),
   };

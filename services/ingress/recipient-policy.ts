@@ -28,8 +28,6 @@ export interface RecipientRequest {
   snapshot: ConfigSnapshot;
   /** Recipients already accepted in this transaction. */
   acceptedSoFar: number;
-  /** Messages this client had accepted during the last minute (see rate-limit.ts). */
-  recentMessages: number;
 }
 
 export type RecipientDecision =
@@ -95,6 +93,14 @@ export function sizeLimitFor(client: ClientIdentity, snapshot: ConfigSnapshot, g
   return own !== undefined && own > 0 ? Math.min(own, globalMax) : globalMax;
 }
 
+/**
+ * The client's messages-per-minute limit (its policy's `limits.messagesPerMinute`), counted per client across
+ * every ingress replica by client-rate.ts once a recipient is accepted; undefined = not limited.
+ */
+export function messageRateLimit(client: ClientIdentity, snapshot: ConfigSnapshot): number | undefined {
+  return clientPolicy(client, snapshot)?.policy.limits.messagesPerMinute;
+}
+
 function senderAllowed(policy: PolicyConfig, sender: string): boolean {
   if (!policy.senderDomains) return true;
   // A null sender has no domain to check; a policy that restricts senders does not relay bounces.
@@ -135,16 +141,16 @@ function inboundDomain(snapshot: ConfigSnapshot, domain: string): DomainConfig |
 
 const refuse = (reply: SmtpReply, reason: string): RecipientDecision => ({ accept: false, reply, reason });
 
-/** Decides one RCPT TO. Order: syntax → client limits → inbound domain → relay policy → deny. */
+/**
+ * Decides one RCPT TO. Order: syntax → recipients per message → inbound domain → relay policy → deny. The
+ * message rate is judged after an accepting decision (smtp-listener.ts), so refused recipients cost no counter.
+ */
 export function decideRecipient(req: RecipientRequest): RecipientDecision {
   const syntax = checkMailbox(req.recipient);
   if (!syntax.ok) return refuse(REPLIES.badRecipient, syntax.reason);
   const own = clientPolicy(req.client, req.snapshot)?.policy.limits;
   if (own?.recipientsPerMessage !== undefined && req.acceptedSoFar >= own.recipientsPerMessage) {
     return refuse(REPLIES.tooManyRecipients, 'recipientsPerMessage');
-  }
-  if (own?.messagesPerMinute !== undefined && req.recentMessages >= own.messagesPerMinute) {
-    return refuse(REPLIES.rateLimited, 'messagesPerMinute');
   }
 
   const address = `${syntax.local.toLowerCase()}@${syntax.domain}`;

@@ -1,14 +1,14 @@
 /**
  * The ingress service: one SMTP server per configured listener, sharing the live config, the JetStream
- * submitter, the metrics and the per-client rate window.
+ * submitter, the metrics and the cluster-wide per-client rate limiter.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import type { SMTPServer } from 'smtp-server';
 import type { ConfigStore } from '../common/config/store.ts';
 import type { Logger } from '../common/telemetry.ts';
+import { ClientRateLimiter } from './client-rate.ts';
 import { createIngressMetrics } from './metrics.ts';
-import { RateWindow } from './rate-limit.ts';
 import type { IngressSettings, ListenerMode } from './settings.ts';
 import { createSmtpListener } from './smtp-listener.ts';
 import { createSubmitter } from './submit.ts';
@@ -55,7 +55,19 @@ function listen(server: SMTPServer, host: string, port: number, reusePort: boole
 export async function startIngress(opts: IngressOptions): Promise<Ingress> {
   const { nc, config, logger, registry, settings } = opts;
   const metrics = createIngressMetrics(registry);
-  const rates = new RateWindow();
+  let lastFallbackLog = 0;
+  const rates = new ClientRateLimiter(nc, {
+    timeoutMs: settings.rateLimitTimeoutMs ?? 500,
+    onFallback: (err) => {
+      metrics.rateLimitFallbacks.inc();
+      // One line per 30 s is enough to say the shared counters are unreachable; the metric counts every case.
+      if (Date.now() - lastFallbackLog < 30_000) return;
+      lastFallbackLog = Date.now();
+      logger.warn({ err: err.message }, 'client rate counters unreachable: limiting per replica meanwhile');
+    },
+    onReleaseError: (err) =>
+      logger.warn({ err: err.message }, 'could not give back a client rate reservation'),
+  });
   const sweep = setInterval(() => rates.sweep(), 60_000);
   sweep.unref();
   const submitter = createSubmitter(nc, {

@@ -36,6 +36,8 @@ export interface IngressSettings {
    * connections across them (local mode with --ingress N; in a cluster each pod has its own address).
    */
   reusePort: boolean;
+  /** How long the cluster-wide client rate counters may take before this replica's own window decides. */
+  rateLimitTimeoutMs?: number;
 }
 
 export const DEFAULT_LISTENERS: ListenerSettings[] = [
@@ -96,6 +98,7 @@ export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): Ingre
     publishTimeoutMs: positiveInt(env, 'POSTERN_PUBLISH_TIMEOUT_MS', 5000),
     inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 16 * 1024),
     reusePort: env['POSTERN_REUSE_PORT'] === 'true',
+    rateLimitTimeoutMs: positiveInt(env, 'POSTERN_RATE_LIMIT_TIMEOUT_MS', 500),
   };
   if (certPath && keyPath) settings.tls = { cert: readFileSync(certPath), key: readFileSync(keyPath) };
   return settings;

@@ -9,13 +9,13 @@ import { verifyPassword } from '../common/config/password.ts';
 import type { ConfigStore } from '../common/config/store.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { checkMailbox } from './address-syntax.ts';
+import type { ClientRateLimiter, Reservation } from './client-rate.ts';
 import { installConnectionHooks } from './connection-hooks.ts';
 import { LineEndingGuard } from './line-ending-guard.ts';
 import { newMessageId } from './message-id.ts';
 import type { IngressMetrics } from './metrics.ts';
-import type { RateWindow } from './rate-limit.ts';
 import { receivedHeader } from './received-header.ts';
-import { type ClientIdentity, decideRecipient, sizeLimitFor } from './recipient-policy.ts';
+import { type ClientIdentity, decideRecipient, messageRateLimit, sizeLimitFor } from './recipient-policy.ts';
 import { REPLIES, replyText, type SmtpReply, smtpError } from './replies.ts';
 import type { IngressSettings, ListenerSettings } from './settings.ts';
 import type { Submitter } from './submit.ts';
@@ -25,7 +25,7 @@ export interface ListenerDeps {
   config: ConfigStore;
   submitter: Submitter;
   metrics: IngressMetrics;
-  rates: RateWindow;
+  rates: ClientRateLimiter;
   logger: Logger;
 }
 
@@ -39,6 +39,18 @@ interface AuthedUser {
 interface Transaction {
   /** First RelayPolicy that allowed relaying a recipient (Envelope.policy). */
   policy?: string;
+}
+
+/**
+ * The session's counted message (client-rate.ts): taken at the first accepted RCPT of a transaction, kept by a
+ * 250, reused by the next transaction when one ends without a 250 (RSET, refused DATA), given back when the
+ * session closes unused. Per session, because smtp-server keeps one session object per connection.
+ */
+interface SessionQuota {
+  reservation?: Reservation;
+  /** DATA is being stored: the reservation is about to be kept or handed back by accept(). */
+  accepting: boolean;
+  closed: boolean;
 }
 
 /** Low-cardinality reason labels for postern_smtp_rejections_total. */
@@ -82,6 +94,15 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
   const label = { listener: listener.name };
   const log = logger.child({ listener: listener.name });
   const transactions = new WeakMap<SMTPServerEnvelope, Transaction>();
+  const quotas = new WeakMap<SMTPServerSession, SessionQuota>();
+  const quotaOf = (session: SMTPServerSession) => {
+    let q = quotas.get(session);
+    if (!q) {
+      q = { accepting: false, closed: false };
+      quotas.set(session, q);
+    }
+    return q;
+  };
   const tx = (session: SMTPServerSession) => {
     let t = transactions.get(session.envelope);
     if (!t) {
@@ -168,13 +189,47 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
         client: identity(session),
         snapshot: config.snapshot(),
         acceptedSoFar: session.envelope.rcptTo.length,
-        recentMessages: rates.count(rateKey(session)),
       });
       if (!decision.accept) {
         return callback(refuse(decision.reply, session, { from, to: address.address, why: decision.reason }));
       }
-      if (decision.kind === 'relay') tx(session).policy ??= decision.policy;
-      callback();
+      const limit = messageRateLimit(identity(session), config.snapshot());
+      const quota = quotaOf(session);
+      if (limit === undefined || quota.reservation) {
+        if (decision.kind === 'relay') tx(session).policy ??= decision.policy;
+        return callback();
+      }
+      void rates.reserve(rateKey(session), limit).then(
+        (r) => {
+          if (!r.allowed) {
+            return callback(
+              refuse(REPLIES.rateLimited, session, {
+                from,
+                to: address.address,
+                count: r.count,
+                limit,
+                via: r.source,
+              }),
+            );
+          }
+          if (quota.closed) void r.release();
+          else quota.reservation = r;
+          if (decision.kind === 'relay') tx(session).policy ??= decision.policy;
+          callback();
+        },
+        (err: Error) => {
+          // reserve() decides locally on counter errors; reaching this is a bug, and 451 is the safe answer.
+          log.error({ client: session.remoteAddress, err: err.message }, 'client rate check failed');
+          callback(smtpError(REPLIES.tempFail));
+        },
+      );
+    },
+
+    onClose(session) {
+      const quota = quotas.get(session);
+      if (!quota) return;
+      quota.closed = true;
+      if (quota.reservation && !quota.accepting) void quota.reservation.release();
     },
 
     onData(stream, session, callback) {
@@ -246,6 +301,8 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     const body = Buffer.concat([Buffer.from(header, 'utf8'), ...chunks]);
     const policy = tx(session).policy;
     const fields = { msgId: id, client: session.remoteAddress, from, rcpts: to.length, size: body.length };
+    const quota = quotaOf(session);
+    quota.accepting = true;
     try {
       const { stored } = await submitter.submit(
         {
@@ -265,7 +322,8 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
         },
         body,
       );
-      rates.record(rateKey(session));
+      quota.reservation?.commit();
+      delete quota.reservation;
       metrics.messagesReceived.inc({ ...label, result: 'accepted' });
       metrics.acceptDuration.observe(label, (performance.now() - started) / 1000);
       log.info({ ...fields, stored, policy }, 'queued');
@@ -274,6 +332,9 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
       metrics.messagesReceived.inc({ ...label, result: 'tempfail' });
       log.warn({ ...fields, err: (err as Error).message }, 'not queued, answered 451');
       callback(smtpError(REPLIES.tempFail));
+    } finally {
+      quota.accepting = false;
+      if (quota.closed && quota.reservation) void quota.reservation.release();
     }
   }
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { checkMailbox, hasSourceRoute } from '../../../services/ingress/address-syntax.ts';
 import { LineEndingGuard } from '../../../services/ingress/line-ending-guard.ts';
 import { newMessageId } from '../../../services/ingress/message-id.ts';
-import { RateWindow } from '../../../services/ingress/rate-limit.ts';
+import { overLimit, RateWindow, slidingEstimate, windowOf } from '../../../services/ingress/rate-limit.ts';
 import { receivedHeader } from '../../../services/ingress/received-header.ts';
 
 function clean(...chunks: string[]): boolean {
@@ -55,7 +55,34 @@ describe('message ids', () => {
   });
 });
 
-describe('rate window', () => {
+describe('client rate: sliding window counter', () => {
+  it('splits time into one-minute windows', () => {
+    assert.deepEqual(windowOf(120_000), { index: 2, elapsed: 0 });
+    assert.deepEqual(windowOf(150_000), { index: 2, elapsed: 0.5 });
+  });
+
+  it('weights the previous minute by the part of it still inside the last 60 seconds', () => {
+    assert.equal(slidingEstimate(10, 1, 0), 11);
+    assert.equal(slidingEstimate(10, 1, 0.5), 6);
+    assert.equal(slidingEstimate(10, 1, 0.95), 1);
+  });
+
+  it('refuses a burst right after a minute boundary that a fixed window would admit', () => {
+    // 10/min: ten messages at the end of one minute, then the first seconds of the next: the rounding down that
+    // lets an evenly spread client through admits one, a fixed window would admit ten.
+    assert.equal(overLimit(10, 1, 0.01, 10), false);
+    assert.equal(overLimit(10, 2, 0.01, 10), true);
+    assert.equal(overLimit(10, 1, 0.2, 10), false);
+    assert.equal(overLimit(10, 3, 0.2, 10), true);
+  });
+
+  it('admits exactly the limit within one minute', () => {
+    assert.equal(overLimit(0, 10, 0.5, 10), false);
+    assert.equal(overLimit(0, 11, 0.5, 10), true);
+  });
+});
+
+describe('rate window (per-replica fallback)', () => {
   it('counts the last minute only and forgets idle clients', () => {
     const w = new RateWindow();
     w.record('k', 0);

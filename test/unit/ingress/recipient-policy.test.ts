@@ -5,6 +5,7 @@ import { DEFAULT_RETRY } from '../../../services/common/config/resolved.ts';
 import {
   type ClientIdentity,
   decideRecipient,
+  messageRateLimit,
   type RecipientRequest,
   sizeLimitFor,
 } from '../../../services/ingress/recipient-policy.ts';
@@ -56,7 +57,6 @@ function decide(recipient: string, over: Partial<RecipientRequest> = {}) {
     client: stranger,
     snapshot,
     acceptedSoFar: 0,
-    recentMessages: 0,
     ...over,
   });
 }
@@ -168,10 +168,10 @@ describe('RCPT TO decision', () => {
     assert.equal(refusal(decide('a@ours.example', { client: app, acceptedSoFar: 2 })), '452 4.5.3');
   });
 
-  it('limits messages per minute per client with 450 4.7.1', () => {
-    const c = { address: '10.7.0.1', tls: false };
-    assert.equal(decide('a@elsewhere.example', { client: c, recentMessages: 2 }).accept, true);
-    assert.equal(refusal(decide('a@elsewhere.example', { client: c, recentMessages: 3 })), '450 4.7.1');
+  it("takes the messages-per-minute limit from the client's own policy only", () => {
+    assert.equal(messageRateLimit({ address: '10.7.0.1', tls: false }, snapshot), 3);
+    assert.equal(messageRateLimit(office, snapshot), undefined);
+    assert.equal(messageRateLimit(stranger, snapshot), undefined);
   });
 
   it("lowers the size limit for a policy's clients only", () => {
