@@ -6,6 +6,7 @@ import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-no
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { retryUntilDone } from '../services/common/retry.ts';
 import { type Autoscaler, startAutoscaler } from './autoscaler/autoscaler.ts';
 import type { PoolSettings } from './autoscaler/pools.ts';
 import { ConfigKv } from './controllers/config-kv.ts';
@@ -16,6 +17,8 @@ import {
   relayPolicyReconciler,
 } from './controllers/relay-policy.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
+import { describeAccess, missingAccess, operatorAccess } from './permissions.ts';
+import { describeError } from './runtime/api-errors.ts';
 import { Controller } from './runtime/controller.ts';
 import { CustomResources } from './runtime/custom-resources.ts';
 import { EventRecorder } from './runtime/events.ts';
@@ -44,6 +47,8 @@ export interface OperatorSettings {
   /** Work-queue backoff bounds (controller-runtime: 5 ms → 1000 s). */
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** How often the RBAC self-check behind readiness runs (permissions.ts). */
+  accessCheckIntervalMs: number;
 }
 
 export const DEFAULT_OPERATOR_SETTINGS: OperatorSettings = {
@@ -62,6 +67,7 @@ export const DEFAULT_OPERATOR_SETTINGS: OperatorSettings = {
   watchTimeoutSeconds: 60,
   backoffBaseMs: 5,
   backoffMaxMs: 1_000_000,
+  accessCheckIntervalMs: 60_000,
 };
 
 export interface StartOperatorOptions {
@@ -74,7 +80,10 @@ export interface StartOperatorOptions {
 
 export interface Operator {
   isLeader(): boolean;
-  /** Leader: informers synced and controllers running. Follower: ready to take over. */
+  /**
+   * The API server grants every access the operator needs (checked at start and every
+   * `accessCheckIntervalMs`, leader or not) and, when leading, informers synced and controllers running.
+   */
   ready(): boolean;
   metrics: OperatorMetrics;
   /** Stops the current term and releases the Lease (`release: false` simulates a crash in tests). */
@@ -186,9 +195,7 @@ export async function startOperator(o: StartOperatorOptions): Promise<Operator> 
   // Leadership changes are serialised: a term fully stops before the next starts.
   let chain = Promise.resolve();
   const serial = (fn: () => Promise<void>) => {
-    chain = chain
-      .then(fn)
-      .catch((err) => o.logger.error({ err: (err as Error).message }, 'term change failed'));
+    chain = chain.then(fn).catch((err) => o.logger.error({ err: describeError(err) }, 'term change failed'));
     return chain;
   };
   const begin = () =>
@@ -196,8 +203,16 @@ export async function startOperator(o: StartOperatorOptions): Promise<Operator> 
       leading = true;
       metrics.isLeader.set(1);
       termAbort = new AbortController();
-      term = await startTerm(o, s, metrics, termAbort.signal);
-      termReady = true;
+      const signal = termAbort.signal;
+      // NATS or the API server may be unavailable right now: keep trying for as long as we lead.
+      term = await retryUntilDone('start controllers', () => startTerm(o, s, metrics, signal), {
+        logger: o.logger,
+        signal,
+      }).catch((err) => {
+        if (!signal.aborted) throw err;
+        return undefined;
+      });
+      termReady = term !== undefined;
     });
   const end = () => {
     termAbort.abort();
@@ -209,6 +224,26 @@ export async function startOperator(o: StartOperatorOptions): Promise<Operator> 
       term = undefined;
     });
   };
+
+  // Readiness includes RBAC: a standby with broken permissions must not look ready (helm upgrade --wait).
+  const wanted = operatorAccess(s);
+  let accessOk = false;
+  const checkAccess = async () => {
+    try {
+      const missing = await missingAccess(o.kubeConfig, wanted);
+      accessOk = missing.length === 0;
+      if (!accessOk) {
+        o.logger.error({ missing: missing.map(describeAccess) }, 'missing Kubernetes permissions; not ready');
+      }
+    } catch (err) {
+      o.logger.warn({ err: describeError(err) }, 'could not check Kubernetes permissions');
+    }
+  };
+  let accessCheck: Promise<void> = checkAccess();
+  const accessTimer = setInterval(() => {
+    accessCheck = checkAccess();
+  }, s.accessCheckIntervalMs);
+  accessTimer.unref();
 
   let elector: LeaderElector | undefined;
   if (s.leaderElection) {
@@ -234,8 +269,10 @@ export async function startOperator(o: StartOperatorOptions): Promise<Operator> 
   return {
     metrics,
     isLeader: () => leading,
-    ready: () => (leading ? termReady : true),
+    ready: () => accessOk && (leading ? termReady : true),
     async close(opts) {
+      clearInterval(accessTimer);
+      await accessCheck;
       if (elector) await elector.stop(opts);
       await end();
     },

@@ -6,6 +6,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { OperatorMetrics } from '../metrics.ts';
+import { describeError } from './api-errors.ts';
 import { type Informer, objectKey } from './informer.ts';
 import { WorkQueue, type WorkQueueOptions } from './work-queue.ts';
 
@@ -84,7 +85,7 @@ export class Controller {
       } catch (err) {
         metrics.reconcileTotal.inc({ kind, result: 'error' });
         const delayMs = this.queue.addRateLimited(key);
-        logger.warn({ kind, key, err: (err as Error).message, retryInMs: delayMs }, 'reconcile failed');
+        logger.warn({ kind, key, err: describeError(err), retryInMs: delayMs }, 'reconcile failed');
       } finally {
         end();
         this.queue.done(key);

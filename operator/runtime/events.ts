@@ -4,6 +4,7 @@
  */
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { describeError } from './api-errors.ts';
 
 export const COMPONENT = 'postern-operator';
 
@@ -49,7 +50,7 @@ export class EventRecorder {
       });
     } catch (err) {
       this.#logger.warn(
-        { kind: obj.kind, name, namespace, reason, err: (err as Error).message },
+        { kind: obj.kind, name, namespace, reason, err: describeError(err) },
         'event not recorded',
       );
     }

@@ -14,6 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { type KubeConfig, type KubernetesObject, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { describeError } from './api-errors.ts';
 import { InterruptibleSleep } from './interruptible-sleep.ts';
 
 export interface ListResult<T> {
@@ -96,7 +97,7 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
         await this.#relist();
         failures = 0;
       } catch (err) {
-        this.#opts.logger.warn({ path: this.#opts.path, err: (err as Error).message }, 'list failed');
+        this.#opts.logger.warn({ path: this.#opts.path, err: describeError(err) }, 'list failed');
         await this.#pause.sleep(this.#retryDelay(++failures));
         continue;
       }
@@ -175,7 +176,7 @@ export class Informer<T extends KubernetesObject> extends EventEmitter<Events<T>
       const onDone = (err: unknown) => {
         if (gone || (err as { statusCode?: number } | null)?.statusCode === 410) return resolve('gone');
         if (err && this.#running) {
-          this.#opts.logger.info({ path: this.#opts.path, err: String(err) }, 'watch ended; resuming');
+          this.#opts.logger.info({ path: this.#opts.path, err: describeError(err) }, 'watch ended; resuming');
           return resolve('error');
         }
         resolve('closed');

@@ -8,6 +8,7 @@
  */
 import { CoordinationV1Api, type KubeConfig, type V1Lease, V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { describeError } from './api-errors.ts';
 import { InterruptibleSleep } from './interruptible-sleep.ts';
 
 export interface LeaderElectionOptions {
@@ -67,7 +68,9 @@ export class LeaderElector {
       try {
         acquired = await this.#tryAcquireOrRenew();
       } catch (err) {
-        this.#o.logger.debug({ lease: this.#o.name, err: (err as Error).message }, 'lease update failed');
+        // A conflict is another candidate winning the same round; anything else (403, API down) is worth a warning.
+        const level = (err as { code?: number }).code === 409 ? 'debug' : 'warn';
+        this.#o.logger[level]({ lease: this.#o.name, err: describeError(err) }, 'lease update failed');
       }
       const now = Date.now();
       if (acquired) {
