@@ -17,6 +17,7 @@ import {
   type V1ConfigMap,
   type V1CustomResourceDefinition,
   type V1Deployment,
+  type V1Job,
   type V1StatefulSet,
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -56,13 +57,20 @@ const FULL_VALUES = {
     ],
   },
   operator: { watchNamespace: 'mail-tenants' },
-  rbac: { secrets: { clusterWide: true } },
   metrics: {
     serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' } },
     prometheusRule: { enabled: true, alerts: { labels: { team: 'mail' } } },
     dashboards: { namespace: 'monitoring' },
   },
 };
+
+/** A cluster without load balancers or a storage provisioner: node ports and pre-created hostPath volumes. */
+const BARE_METAL_SET = [
+  'ingress.service.type=NodePort',
+  'ingress.service.nodePorts.smtp=30025',
+  'nats.jetstream.fileStorage.storageClassName=',
+  'nats.volumePermissions.enabled=true',
+];
 
 function byKind<T extends KubernetesObject>(objs: KubernetesObject[], kind: string): T[] {
   return objs.filter((o) => o.kind === kind) as T[];
@@ -196,6 +204,62 @@ describe('the Helm chart', () => {
     assert.equal(JSON.parse(dashboards.data?.['postern.json'] ?? '{}').uid, 'postern-overview');
   });
 
+  it('works on any cluster by default: a ClusterIP ingress Service, no storage class forced, an uninstall hook', () => {
+    const objs = renderChart(helm);
+    type Svc = KubernetesObject & { spec: { type: string; externalTrafficPolicy?: string } };
+    const svc = byKind<Svc>(objs, 'Service').find((s) => s.metadata?.name === 'mta-postern-ingress')!;
+    // LoadBalancer would leave `helm install --wait` waiting forever where no load-balancer controller runs.
+    assert.equal(svc.spec.type, 'ClusterIP');
+    assert.equal(svc.spec.externalTrafficPolicy, undefined);
+    const [sts] = byKind<V1StatefulSet>(objs, 'StatefulSet');
+    const claim = sts?.spec?.volumeClaimTemplates?.[0]?.spec;
+    assert.ok(
+      claim && !('storageClassName' in claim),
+      'unset storageClassName means the cluster default class',
+    );
+    assert.equal(sts?.spec?.template.spec?.initContainers, undefined);
+    const [job] = byKind<V1Job>(objs, 'Job');
+    assert.equal(job?.metadata?.name, 'mta-postern-uninstall');
+    assert.equal(job?.metadata?.annotations?.['helm.sh/hook'], 'pre-delete');
+    assert.match(job?.metadata?.annotations?.['helm.sh/hook-delete-policy'] ?? '', /hook-succeeded/);
+    assert.deepEqual(job?.spec?.template.spec?.containers[0]?.command, [
+      'node',
+      'operator/uninstall-main.ts',
+    ]);
+    assert.equal(job?.spec?.template.spec?.serviceAccountName, 'mta-postern-operator');
+    const pool = byKind<V1Deployment>(objs, 'Deployment').find(
+      (d) => d.metadata?.name === 'mta-postern-delivery-default',
+    );
+    assert.equal(pool?.spec?.template.spec?.terminationGracePeriodSeconds, 180);
+  });
+
+  it('keeps client addresses on NodePort, expresses "no storage class", and fixes hostPath volume ownership on request', () => {
+    const objs = renderChart(helm, { set: BARE_METAL_SET });
+    type Svc = KubernetesObject & {
+      spec: { type: string; externalTrafficPolicy?: string; ports: { name: string; nodePort?: number }[] };
+    };
+    const svc = byKind<Svc>(objs, 'Service').find((s) => s.metadata?.name === 'mta-postern-ingress')!;
+    assert.equal(svc.spec.type, 'NodePort');
+    assert.equal(svc.spec.externalTrafficPolicy, 'Local');
+    assert.deepEqual(
+      svc.spec.ports.map((p) => [p.name, p.nodePort]),
+      [
+        ['smtp', 30025],
+        ['submission', undefined],
+      ],
+    );
+    const [sts] = byKind<V1StatefulSet>(objs, 'StatefulSet');
+    assert.equal(sts?.spec?.volumeClaimTemplates?.[0]?.spec?.storageClassName, '');
+    const init = sts?.spec?.template.spec?.initContainers?.[0];
+    assert.equal(init?.image, 'ghcr.io/postern/postern:0.1.0', 'the Postern image (node), not the NATS one');
+    assert.equal(init?.imagePullPolicy, 'IfNotPresent');
+    assert.equal(init?.securityContext?.runAsUser, 0);
+    assert.deepEqual(init?.securityContext?.capabilities?.add, ['CHOWN', 'DAC_OVERRIDE']);
+    // The main container stays unprivileged.
+    assert.equal(sts?.spec?.template.spec?.containers[0]?.securityContext?.runAsUser, undefined);
+    assert.equal(sts?.spec?.template.spec?.securityContext?.runAsUser, 1000);
+  });
+
   it('rejects invalid values through values.schema.json with a message naming the field', () => {
     const cases: [string, object, RegExp][] = [
       ['negative replicas', { ingress: { replicas: -1 } }, /ingress\/replicas.*minimum/],
@@ -250,15 +314,21 @@ describe('the Helm chart', () => {
     }
   });
 
-  for (const variant of ['default values', 'everything enabled', 'examples/k8s/values-production.yaml']) {
+  for (const variant of [
+    'default values',
+    'everything enabled',
+    'examples/k8s/values-production.yaml',
+    'bare metal (NodePort, static volumes)',
+  ]) {
     it(`the API server accepts every rendered object with ${variant} (server-side dry-run, strict fields)`, async () => {
       const valuesFiles =
-        variant === 'default values'
-          ? []
-          : variant === 'everything enabled'
-            ? [fullValues]
-            : [join(ROOT, 'examples/k8s/values-production.yaml')];
-      const objs = renderChart(helm, { valuesFiles, includeCrds: true });
+        variant === 'everything enabled'
+          ? [fullValues]
+          : variant === 'examples/k8s/values-production.yaml'
+            ? [join(ROOT, 'examples/k8s/values-production.yaml')]
+            : [];
+      const set = variant.startsWith('bare metal') ? BARE_METAL_SET : [];
+      const objs = renderChart(helm, { valuesFiles, set, includeCrds: true });
       const crds = [
         ...byKind<V1CustomResourceDefinition>(objs, 'CustomResourceDefinition'),
         SERVICE_MONITOR_CRD,
