@@ -108,6 +108,11 @@ export interface DeliveryJob {
   expiresAt: string;
   retry: RetryPolicy;
   kind: 'mail' | 'dsn';
+  /**
+   * The RelayPolicy that routed the job (`<namespace>/<name>`): delivery reads its `destinations[]` limits from
+   * the live config. Absent for mail no policy relayed (inbound, DSNs).
+   */
+  policy?: string;
   /** DKIM signing key for the sender domain, when it has one. */
   dkim?: { domain: string; selector: string; privateKey: string };
 }

@@ -68,6 +68,9 @@ export const RULES: readonly Rule[] = [
   { pattern: /^error:dane:/, status: 'deferred', category: 'dane', enhanced: '4.7.5' },
   // The body object was deleted by an admin: nothing will ever be sendable (RFC 3463 X.6.0 media error).
   { pattern: /^error:[^:]*:EBODYGONE:/, status: 'failed', category: 'local', enhanced: '5.6.0' },
+  // The job's site stayed suspended or at its limits until the message expired (shaping/gate.ts): the queue
+  // expires it with this reason. RFC 3463 X.4.5 "mail system congestion".
+  { pattern: /^error:[^:]*:ESITEWAIT:/, status: 'deferred', category: 'site', enhanced: '4.4.5' },
   // Unexpected local errors never bounce mail: defer and let the retry schedule try again.
   { pattern: /^error:/, status: 'deferred', category: 'local', enhanced: '4.3.0' },
 ];

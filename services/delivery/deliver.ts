@@ -7,14 +7,33 @@ import type { BodyStore } from '../common/body-store.ts';
 import type { Logger } from '../common/telemetry.ts';
 import type { DeliveryJob, RecipientOutcome, TlsFacts } from '../common/types.ts';
 import { classifyError, type ErrorLike } from './classify.ts';
-import type { ConnectionPool } from './connection-pool.ts';
+import { type AcquireOptions, type ConnectionPool, SiteBusyError } from './connection-pool.ts';
 import { type DestinationContext, destinationKey, destinationName, openDestination } from './destination.ts';
 import { signMessage } from './dkim.ts';
+import type { JobSite, ShapingGate, SiteWait } from './shaping/gate.ts';
 
 export interface DeliverContext extends DestinationContext {
   bodies: BodyStore;
   pool: ConnectionPool;
   log: Logger;
+  /** Cluster-wide site limits and automatic backoff; absent = only this process's caps. */
+  shaping?: ShapingGate | undefined;
+}
+
+/** What one attempt came to: outcomes to report, or a site that does not take the job now (re-schedule it). */
+export type Attempt = { outcomes: RecipientOutcome[] } | { wait: SiteWait };
+
+/** A rate token further away than this sends the job back instead of holding its session and slot. */
+const MAX_TOKEN_WAIT_MS = 1000;
+/** Sessions of a site with a connection limit go idle briefly: another process may need the lease. */
+const LIMITED_IDLE_MS = 1000;
+/** MX routes whose TLS check does not depend on the recipient domain can share sessions across the site. */
+const SITE_POOLED_TLS = new Set(['opportunistic', 'required', 'verify']);
+
+function poolKey(job: DeliveryJob, site: JobSite | undefined, mxPort: number): string {
+  if (site && job.route.kind === 'mx' && SITE_POOLED_TLS.has(job.route.tls))
+    return `site:${site.name}:${job.route.tls}`;
+  return destinationKey(job.route, mxPort);
 }
 
 /** Every recipient gets the same outcome (connection-level failures, local errors). */
@@ -33,18 +52,28 @@ export function outcomesForAll(
   }));
 }
 
-export async function deliverJob(job: DeliveryJob, ctx: DeliverContext): Promise<RecipientOutcome[]> {
+export async function deliverJob(job: DeliveryJob, ctx: DeliverContext): Promise<Attempt> {
+  const site = ctx.shaping ? await ctx.shaping.siteOf(job) : undefined;
+  const blocked = site && ctx.shaping?.blocked(site);
+  if (blocked) return { wait: blocked };
+  const outcomes = await attempt(job, ctx, site);
+  if ('outcomes' in outcomes && site) ctx.shaping?.observe(site, outcomes.outcomes);
+  return outcomes;
+}
+
+async function attempt(job: DeliveryJob, ctx: DeliverContext, site: JobSite | undefined): Promise<Attempt> {
   const log = ctx.log.child({
     messageId: job.messageId,
     jobId: job.jobId,
     destination: destinationName(job.route),
   });
+  const done = (outcomes: RecipientOutcome[]) => ({ outcomes });
   let raw: Buffer;
   try {
     raw = await ctx.bodies.get(job.body);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot load message body');
-    return outcomesForAll(job.recipients, err as ErrorLike);
+    return done(outcomesForAll(job.recipients, err as ErrorLike));
   }
   if (job.dkim) {
     const signed = await signMessage(raw, job.dkim);
@@ -53,22 +82,41 @@ export async function deliverJob(job: DeliveryJob, ctx: DeliverContext): Promise
     raw = signed.raw;
   }
 
-  const key = destinationKey(job.route, ctx.mxPort);
+  const key = poolKey(job, site, ctx.mxPort);
+  const shaping = ctx.shaping;
+  const acquireOpts: AcquireOptions =
+    site && shaping
+      ? {
+          permit: () => shaping.permit(site),
+          site: site.name,
+          ...(site.limits.messagesPerConnection ? { maxMessages: site.limits.messagesPerConnection } : {}),
+          ...(site.limits.maxConnections !== undefined ? { idleMs: LIMITED_IDLE_MS } : {}),
+        }
+      : {};
   // A pooled session may have been closed by the peer while idle; such a failure is retried once on a fresh
   // connection. A fresh connection's failure is the destination's answer.
   for (let attempt = 0; attempt < 2; attempt++) {
     let acquired: Awaited<ReturnType<ConnectionPool['acquire']>>;
     try {
-      acquired = await ctx.pool.acquire(key, () => openDestination(job.route, ctx));
+      acquired = await ctx.pool.acquire(key, () => openDestination(job.route, ctx), acquireOpts);
     } catch (err) {
+      if (err instanceof SiteBusyError) return { wait: err.wait };
       log.info({ err: (err as Error).message }, 'connection to destination failed');
-      return outcomesForAll(job.recipients, err as ErrorLike);
+      return done(outcomesForAll(job.recipients, err as ErrorLike));
     }
     const { session, reused } = acquired;
+    if (site && shaping) {
+      // The message token is taken with a session in hand: a token is never spent on a job that cannot go.
+      const wait = await waitForToken(shaping, site);
+      if (wait) {
+        ctx.pool.release(key, session, true);
+        return { wait };
+      }
+    }
     try {
       const outcomes = await session.send(job.from, job.recipients, raw);
       ctx.pool.release(key, session, true);
-      return outcomes;
+      return done(outcomes);
     } catch (err) {
       ctx.pool.release(key, session, false);
       if (reused && attempt === 0) {
@@ -76,13 +124,30 @@ export async function deliverJob(job: DeliveryJob, ctx: DeliverContext): Promise
         continue;
       }
       log.info({ err: (err as Error).message, remoteMta: session.remoteMta }, 'transaction failed');
-      return outcomesForAll(job.recipients, {
-        ...(err as ErrorLike),
-        message: (err as Error).message,
-        remoteMta: session.remoteMta,
-        tls: session.tls,
-      });
+      return done(
+        outcomesForAll(job.recipients, {
+          ...(err as ErrorLike),
+          message: (err as Error).message,
+          remoteMta: session.remoteMta,
+          tls: session.tls,
+        }),
+      );
     }
   }
-  return outcomesForAll(job.recipients, { code: 'ECONNECTION', message: 'connection lost' });
+  return done(outcomesForAll(job.recipients, { code: 'ECONNECTION', message: 'connection lost' }));
+}
+
+/** A message token within MAX_TOKEN_WAIT_MS (waited for here), or the wait to re-schedule with. */
+async function waitForToken(shaping: ShapingGate, site: JobSite): Promise<SiteWait | undefined> {
+  for (let i = 0; i < 5; i++) {
+    const ms = await shaping.messageToken(site);
+    if (ms === 0) return undefined;
+    if (ms > MAX_TOKEN_WAIT_MS)
+      return {
+        untilMs: Date.now() + ms + Math.floor(Math.random() * 250),
+        reason: `site ${site.name} at its message rate (${site.limits.ratePerMinute}/min)`,
+      };
+    await new Promise((r) => setTimeout(r, ms));
+  }
+  return { untilMs: Date.now() + 1000, reason: `site ${site.name} at its message rate` };
 }

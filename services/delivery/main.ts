@@ -9,13 +9,15 @@ import { readDeliverySettings } from './settings.ts';
 const settings = readDeliverySettings();
 runServiceMain(
   'delivery',
-  { watchConfig: false, natsName: `postern-delivery-${settings.pool}` },
+  // The live config carries the RelayPolicies' destinations[] limits (shaping/limits.ts).
+  { watchConfig: true, natsName: `postern-delivery-${settings.pool}` },
   async (ctx) => {
     const delivery = await startDelivery({
       nc: ctx.nc,
       logger: ctx.logger,
       registry: ctx.registry,
       settings,
+      config: ctx.config,
     });
     return { close: () => delivery.close(), info: { pool: settings.pool } };
   },

@@ -6,13 +6,15 @@ import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import { BodyStore } from '../common/body-store.ts';
+import type { ConfigStore } from '../common/config/store.ts';
 import { readEnv } from '../common/env.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { ensureDeliveryConsumer } from './consumer.ts';
 import { createRecordResolver } from './dns-resolver.ts';
-import { createDeliveryMetrics } from './metrics.ts';
+import { createDeliveryMetrics, registerSiteStateGauge } from './metrics.ts';
 import type { DeliverySettings } from './settings.ts';
+import { startShaping } from './shaping/gate.ts';
 import { startTlsSupport } from './tls-setup.ts';
 import { runWorker } from './worker.ts';
 
@@ -21,6 +23,8 @@ export interface DeliveryOptions {
   logger: Logger;
   registry: Registry;
   settings: DeliverySettings;
+  /** The live configuration (RelayPolicy `destinations[]` limits); without it only provider rules apply. */
+  config?: ConfigStore | undefined;
 }
 
 export interface DeliveryService {
@@ -44,6 +48,19 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
   });
   const resolveRecords = createRecordResolver(settings.dnsServers);
   const tls = await startTlsSupport(nc, settings, resolveRecords, log, readEnv().replicas);
+  const shaping = settings.shaping.enabled
+    ? await startShaping({
+        nc,
+        js: jetstream(nc),
+        config: opts.config,
+        resolveRecords,
+        mxPort: settings.mxPort,
+        replicas: readEnv().replicas,
+        settings: settings.shaping,
+        log,
+      })
+    : undefined;
+  if (shaping) registerSiteStateGauge(opts.registry, () => shaping.volumes());
   const worker = await runWorker({
     js: jetstream(nc),
     pool: settings.pool,
@@ -60,6 +77,7 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
       mxPort: settings.mxPort,
       allowLoopbackMx: settings.allowLoopbackMx,
       resolveRecords,
+      shaping,
       ...tls.ctx,
     },
   });
@@ -73,6 +91,7 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
       tls.close();
       await worker.stop();
       pool.close();
+      shaping?.close();
     },
   };
 }

@@ -33,6 +33,17 @@ export interface DeliverySettings {
    * MTA-STS (MX certificates and the policy host) and TLS-RPT HTTPS: a private PKI between your own MTAs.
    */
   tlsCaFile?: string | undefined;
+  /**
+   * Cluster-wide site limits and automatic backoff (docs/delivery.md "Sites"). `enabled: false` leaves only the
+   * per-process caps above (POSTERN_SHAPING=off; a bench baseline, not a production setting).
+   */
+  shaping: {
+    enabled: boolean;
+    /** Connection leases expire this long after their holder stopped refreshing them (a dead process). */
+    leaseTtlMs: number;
+    providerRulesFile?: string | undefined;
+    responseRulesFile?: string | undefined;
+  };
   /** TLS-RPT (RFC 8460): record sessions of mta-sts/dane routes and send aggregate reports. Off by default. */
   tlsRpt: {
     enabled: boolean;
@@ -71,6 +82,12 @@ export function readDeliverySettings(env: NodeJS.ProcessEnv = process.env): Deli
     maxMessagesPerConnection: Math.max(1, num(env, 'POSTERN_DELIVERY_MAX_MESSAGES_PER_CONNECTION', 100)),
     maxConnectionsPerDestination: Math.max(1, num(env, 'POSTERN_DELIVERY_MAX_CONNECTIONS', 10)),
     tlsCaFile: env['POSTERN_TLS_CA_FILE'] || undefined,
+    shaping: {
+      enabled: !/^(0|false|no|off)$/i.test(env['POSTERN_SHAPING'] ?? ''),
+      leaseTtlMs: Math.max(1000, num(env, 'POSTERN_SITE_LEASE_TTL_MS', 30_000)),
+      providerRulesFile: env['POSTERN_PROVIDER_RULES_FILE'] || undefined,
+      responseRulesFile: env['POSTERN_RESPONSE_RULES_FILE'] || undefined,
+    },
     tlsRpt: tlsRptSettings(env, env['POSTERN_HOSTNAME'] || hostname()),
   };
 }

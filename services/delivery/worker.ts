@@ -9,8 +9,9 @@ import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { tlsSummary } from '../common/tls-summary.ts';
 import type { DeliveryJob, DeliveryResult, RecipientOutcome } from '../common/types.ts';
-import { type DeliverContext, deliverJob, outcomesForAll } from './deliver.ts';
+import { type Attempt, type DeliverContext, deliverJob, outcomesForAll } from './deliver.ts';
 import type { DeliveryMetrics } from './metrics.ts';
+import type { SiteWait } from './shaping/gate.ts';
 
 export interface WorkerOptions {
   js: JetStreamClient;
@@ -36,6 +37,18 @@ function parseJob(text: string): DeliveryJob {
 }
 
 const RESULT_LABEL = { delivered: 'delivered', deferred: 'deferred', failed: 'bounced' } as const;
+
+/**
+ * Re-schedules a job that waits for its site as a JetStream message schedule on its own `mail.sched.<pool>.<job>`
+ * subject, targeting the subject it came from (the server publishes it there when due). The id is this copy's
+ * stream sequence: a redelivered copy republishes the same schedule (deduplicated), a later wait gets a new one.
+ */
+async function scheduleWait(js: JetStreamClient, m: JsMsg, job: DeliveryJob, wait: SiteWait): Promise<void> {
+  await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), JSON.stringify(job), {
+    msgID: `wait.${job.jobId}.a${job.attempt}.s${m.seq}`,
+    schedule: { specification: new Date(wait.untilMs), target: m.subject },
+  });
+}
 
 export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const { js, pool, log, metrics } = opts;
@@ -67,16 +80,36 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     }, heartbeatMs);
     const jlog = log.child({ messageId: job.messageId, jobId: job.jobId, attempt: job.attempt });
     try {
-      let outcomes: RecipientOutcome[];
+      let attempt: Attempt;
       try {
-        outcomes = await deliverJob(job, opts.ctx);
+        attempt = await deliverJob(job, opts.ctx);
       } catch (err) {
         jlog.error({ err: (err as Error).message }, 'unexpected delivery error; deferring');
-        outcomes = outcomesForAll(job.recipients, {
-          code: 'ELOCAL',
-          message: `local error: ${(err as Error).message}`,
-        });
+        attempt = {
+          outcomes: outcomesForAll(job.recipients, {
+            code: 'ELOCAL',
+            message: `local error: ${(err as Error).message}`,
+          }),
+        };
       }
+      if ('wait' in attempt) {
+        // A site at its limit: the job leaves the consumer's window until it may go (never an attempt, so its
+        // retry budget is untouched) — unless it would expire first, then the queue decides on a report.
+        if (attempt.wait.untilMs < Date.parse(job.expiresAt)) {
+          await scheduleWait(js, m, job, attempt.wait);
+          await m.ackAck();
+          metrics.siteWaits.inc({ pool });
+          jlog.debug(
+            { until: new Date(attempt.wait.untilMs).toISOString(), reason: attempt.wait.reason },
+            'waiting for site',
+          );
+          return;
+        }
+        attempt = {
+          outcomes: outcomesForAll(job.recipients, { code: 'ESITEWAIT', message: attempt.wait.reason }),
+        };
+      }
+      const outcomes: RecipientOutcome[] = attempt.outcomes;
       const durationMs = Math.round(performance.now() - started);
       // The body stays behind: the queue has its reference in the message state (a result is a small message).
       const { body: _body, ...jobWithoutBody } = job;

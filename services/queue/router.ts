@@ -128,6 +128,7 @@ export function planDelivery(
       expiresAt,
       retry,
       kind: env.kind ?? 'mail',
+      ...(policy ? { policy: policy.source } : {}),
       ...(dkim ? { dkim } : {}),
     });
   }

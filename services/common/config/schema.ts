@@ -15,6 +15,10 @@ export const API = `${API_GROUP}/${API_VERSION}`;
 export const DOMAIN_PATTERN =
   '^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$';
 
+/** `*`, a domain or host (`example.com`, `127.0.0.1`), an MX host suffix (`.google.com`) or `host:port`. */
+export const DESTINATION_MATCH_PATTERN =
+  '^(\\*|\\.?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:[0-9]{1,5})?)$';
+
 const cel = (rule: string, message: string) => ({ rule, message });
 const strict = { additionalProperties: false } as const;
 
@@ -158,16 +162,26 @@ export const RelayPolicySpec = Type.Object(
               strict,
             ),
           ),
+          /**
+           * Per-site limits and TLS (docs/delivery.md "Sites, limits and automatic backoff"): `match` is a recipient
+           * domain (`example.com`), an MX host suffix (`.google.com`), the smarthost host (`host` or `host:port`)
+           * or `*`. Every limit holds for all delivery processes together.
+           */
           destinations: Type.Optional(
             Type.Array(
               Type.Object(
                 {
-                  match: Type.String({ minLength: 1, maxLength: 253 }),
+                  match: Type.String({ minLength: 1, maxLength: 253, pattern: DESTINATION_MATCH_PATTERN }),
                   /** TLS policy for recipient domains this entry matches (overrides `delivery.tls`). */
                   tls: Type.Optional(MxTlsMode),
-                  maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
-                  messagesPerConnection: Type.Optional(Type.Integer({ minimum: 1 })),
-                  ratePerMinute: Type.Optional(Type.Integer({ minimum: 1 })),
+                  /** Concurrent SMTP sessions to the site. */
+                  maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+                  /** Messages over one session before it is closed. */
+                  messagesPerConnection: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+                  /** Messages per minute (token bucket, burst one second's worth). */
+                  ratePerMinute: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+                  /** New sessions per minute (token bucket like ratePerMinute). */
+                  connectionsPerMinute: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
                 },
                 {
                   ...strict,
@@ -175,6 +189,10 @@ export const RelayPolicySpec = Type.Object(
                     cel(
                       "!has(self.tls) || self.match == '*' || !self.match.startsWith('.')",
                       'destinations[].tls applies to a recipient domain (example.com) or "*", not to an MX host suffix',
+                    ),
+                    cel(
+                      'has(self.tls) || has(self.maxConnections) || has(self.messagesPerConnection) || has(self.ratePerMinute) || has(self.connectionsPerMinute)',
+                      'a destinations[] entry needs tls or a limit (maxConnections, messagesPerConnection, ratePerMinute, connectionsPerMinute)',
                     ),
                   ],
                 },
@@ -207,6 +225,14 @@ export const RelayPolicySpec = Type.Object(
             cel(
               '!has(self.smarthost) || !has(self.destinations) || self.destinations.all(d, !has(d.tls))',
               'destinations[].tls applies to MX delivery; with a smarthost every message goes to it: set smarthost.tls',
+            ),
+            cel(
+              "!has(self.smarthost) || !has(self.destinations) || self.destinations.all(d, d.match == '*' || d.match == self.smarthost.host || d.match == self.smarthost.host + ':' + string(has(self.smarthost.port) ? self.smarthost.port : 25))",
+              'with a smarthost every message goes to it: destinations[].match must be "*" or the smarthost host (host or host:port)',
+            ),
+            cel(
+              "has(self.smarthost) || !has(self.destinations) || self.destinations.all(d, !d.match.contains(':'))",
+              'destinations[].match host:port names a smarthost; without one match a recipient domain, an MX host suffix or "*"',
             ),
           ],
         },

@@ -39,7 +39,40 @@ export function validateResource(doc: unknown): string[] {
     if (!s.clients.networks?.length && !s.clients.authSecretRef) {
       errors.push('spec.clients: needs networks or authSecretRef');
     }
-    errors.push(...deliveryTlsErrors(s));
+    errors.push(...deliveryTlsErrors(s), ...destinationErrors(s));
+  }
+  return errors;
+}
+
+/** The CEL rules on destinations[] limits (schema.ts): an entry delivery could not apply is refused. */
+function destinationErrors(s: RelayPolicySpec): string[] {
+  const d = s.delivery;
+  if (!d?.destinations) return [];
+  const errors: string[] = [];
+  const sh = d.smarthost;
+  for (const [i, dest] of d.destinations.entries()) {
+    const at = `spec.delivery.destinations[${i}]`;
+    if (
+      dest.tls === undefined &&
+      dest.maxConnections === undefined &&
+      dest.messagesPerConnection === undefined &&
+      dest.ratePerMinute === undefined &&
+      dest.connectionsPerMinute === undefined
+    ) {
+      errors.push(
+        `${at}: needs tls or a limit (maxConnections, messagesPerConnection, ratePerMinute, connectionsPerMinute)`,
+      );
+    }
+    if (sh && dest.match !== '*' && dest.match !== sh.host && dest.match !== `${sh.host}:${sh.port ?? 25}`) {
+      errors.push(
+        `${at}.match: with a smarthost every message goes to it: match must be "*" or the smarthost host (${sh.host} or ${sh.host}:${sh.port ?? 25}), got "${dest.match}"`,
+      );
+    }
+    if (!sh && dest.match.includes(':')) {
+      errors.push(
+        `${at}.match: host:port names a smarthost; without one match a recipient domain, an MX host suffix or "*" (got "${dest.match}")`,
+      );
+    }
   }
   return errors;
 }
