@@ -5,7 +5,7 @@
  *                 [--delivery N] [--nats-port N] [--nats-sync always|default] [--admin-port N] [--metrics-base-port N]
  *   postern apply -f FILE [--data-dir DIR | --nats URL]
  *   postern validate -f FILE
- *   postern queue list|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--data-dir DIR | --admin URL]
+ *   postern queue list|summary|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--status S] [--json] [--data-dir DIR | --admin URL]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ const USAGE = `usage:
                 [--nats-port N] [--nats-sync always|default] [--admin-port N] [--metrics-base-port N]
   postern apply -f FILE [--data-dir DIR | --nats URL]
   postern validate -f FILE
-  postern queue list|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--data-dir DIR | --admin URL]`;
+  postern queue list|summary|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--status S] [--json] [--data-dir DIR | --admin URL]`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`postern: ${message}\n`);
@@ -153,6 +153,8 @@ async function queue(args: string[]) {
       admin: { type: 'string' },
       from: { type: 'string' },
       domain: { type: 'string' },
+      status: { type: 'string' },
+      json: { type: 'boolean' },
     },
   });
   const [action = 'list', id] = positionals;
@@ -160,6 +162,8 @@ async function queue(args: string[]) {
   const filter = {
     ...(values.from ? { from: values.from } : {}),
     ...(values.domain ? { domain: values.domain } : {}),
+    ...(values.status ? { status: values.status } : {}),
+    ...(values.json ? { json: true } : {}),
   };
   process.stdout.write(await queueCommand(base, action, id, filter));
 }

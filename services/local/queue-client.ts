@@ -16,6 +16,9 @@ interface QueueEntry {
   }[];
 }
 
+import type { QueueSummary } from '../queue/summary.ts';
+import { formatQueueSummary } from './queue-summary-format.ts';
+
 export class QueueClientError extends Error {}
 
 async function call(base: string, method: string, path: string): Promise<unknown> {
@@ -57,7 +60,7 @@ export async function queueCommand(
   base: string,
   action: string,
   arg: string | undefined,
-  filter: { from?: string; domain?: string },
+  filter: { from?: string; domain?: string; status?: string; json?: boolean },
 ): Promise<string> {
   const needId = () => {
     if (!arg) throw new QueueClientError(`queue ${action} needs a message id`);
@@ -67,6 +70,11 @@ export async function queueCommand(
     case 'list': {
       const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v) as [string, string][]);
       return formatQueue((await call(base, 'GET', `/queue?${q}`)) as QueueEntry[]);
+    }
+    case 'summary': {
+      const q = new URLSearchParams(filter.status ? { status: filter.status } : {});
+      const summary = (await call(base, 'GET', `/queue/summary?${q}`)) as QueueSummary;
+      return filter.json ? `${JSON.stringify(summary, null, 2)}\n` : formatQueueSummary(summary);
     }
     case 'show':
       return `${JSON.stringify(await call(base, 'GET', `/queue/${needId()}`), null, 2)}\n`;
@@ -87,7 +95,7 @@ export async function queueCommand(
     }
     default:
       throw new QueueClientError(
-        `unknown queue action "${action}" (list, show, delete, retry, hold, release)`,
+        `unknown queue action "${action}" (list, summary, show, delete, retry, hold, release)`,
       );
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The queue admin HTTP API (JSON):
  *   GET    /queue[?from=&domain=&limit=]  list queued messages
+ *   GET    /queue/summary[?status=&top=]  the queue's shape by site and age (admin-summary.ts)
  *   GET    /queue/:id                     one message with its jobs and final recipients
  *   DELETE /queue/:id                     drop it (pending jobs final, schedules purged, body deleted)
  *   POST   /queue/:id/retry               publish its deferred jobs now
@@ -11,6 +12,7 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { dropMessage, getQueued, holdMessage, listQueue, releaseMessage, retryNow } from './admin-actions.ts';
+import { queueSummary, SummaryRequestError } from './admin-summary.ts';
 import type { QueueContext } from './context.ts';
 
 export interface AdminServer {
@@ -36,6 +38,10 @@ export async function startAdminServer(
     try {
       if (parts[0] !== 'queue' || parts.length > 3) return send(res, 404, { error: 'not found' });
       const id = parts[1];
+      // Message ids are ULIDs (upper-case base32), so the literal "summary" cannot be one.
+      if (id === 'summary' && parts.length === 2 && req.method === 'GET') {
+        return send(res, 200, await queueSummary(ctx, url.searchParams));
+      }
       if (!id && req.method === 'GET') {
         const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 1000) || 1000, 1), 10_000);
         const from = url.searchParams.get('from') ?? undefined;
@@ -73,6 +79,7 @@ export async function startAdminServer(
       }
       return send(res, 405, { error: 'method not allowed' });
     } catch (err) {
+      if (err instanceof SummaryRequestError) return send(res, 400, { error: err.message });
       ctx.log.error({ messageId: parts[1], err: (err as Error).message }, 'admin request failed');
       return send(res, 500, { error: (err as Error).message });
     }

@@ -1,5 +1,6 @@
 /** Queue metrics (names fixed by the dashboards; see docs/queue.md). */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { TopSites } from './site-labels.ts';
 
 export interface QueueMetrics {
   depth: Gauge<'stream' | 'consumer'>;
@@ -8,11 +9,24 @@ export interface QueueMetrics {
   dsnSent: Counter;
   deferred: Counter<'pool'>;
   recipientsFinal: Counter<'result'>;
+  /** Deferred jobs by site (the job's destination), the busiest `topSites` by name and the rest as `other`. */
+  siteDeferrals: Counter<'site'>;
+  /** The bounded label for a site's deferral (counts it). */
+  siteLabel(site: string): string;
 }
 
-export function createQueueMetrics(registry: Registry): QueueMetrics {
+export function createQueueMetrics(registry: Registry, topSites = 10): QueueMetrics {
   const registers = [registry];
+  const siteDeferrals = new Counter({
+    name: 'postern_site_deferrals_total',
+    help: 'Jobs deferred by site (smarthost/mailbox host:port or recipient domain); the busiest sites by name, the rest as "other".',
+    labelNames: ['site'],
+    registers,
+  });
+  const sites = new TopSites({ top: topSites, onDropped: (site) => siteDeferrals.remove({ site }) });
   return {
+    siteDeferrals,
+    siteLabel: (site) => sites.label(site),
     depth: new Gauge({
       name: 'postern_queue_depth',
       help: 'Messages pending or awaiting ack on a consumer (num_pending + num_ack_pending).',

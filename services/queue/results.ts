@@ -13,6 +13,7 @@ import type { QueueContext } from './context.ts';
 import type { DsnRecipient } from './dsn.ts';
 import { publishEvent, scheduleJob } from './outputs.ts';
 import { type AttemptDecision, decideAttempt } from './retry.ts';
+import { destinationKey } from './router.ts';
 import {
   deleteStateIf,
   type FinalResult,
@@ -205,7 +206,10 @@ export async function handleResult(ctx: QueueContext, result: DeliveryResult): P
   m.recipientsFinal.inc({ result: 'expired' }, d.expired.length);
   m.bounces.inc({ type: 'hard' }, d.failed.length);
   m.bounces.inc({ type: 'soft' }, d.expired.length);
-  if (d.next) m.deferred.inc({ pool: job.pool });
+  if (d.next) {
+    m.deferred.inc({ pool: job.pool });
+    m.siteDeferrals.inc({ site: m.siteLabel(destinationKey(job.route)) });
+  }
   if (dsnSent) m.dsnSent.inc();
   // Delivery already logs every attempt's outcome at info; here only what changes the plan is worth info.
   const eventful = d.next !== undefined || d.failed.length > 0 || d.expired.length > 0;

@@ -13,6 +13,7 @@ export const FIXED_METRICS: Readonly<Record<string, string>> = {
   postern_dsn_sent_total: 'services/queue/metrics.ts',
   postern_messages_deferred_total: 'services/queue/metrics.ts',
   postern_recipients_final_total: 'services/queue/metrics.ts',
+  postern_site_deferrals_total: 'services/queue/metrics.ts',
   postern_delivery_attempts_total: 'services/delivery/metrics.ts',
   postern_delivery_duration_seconds: 'services/delivery/metrics.ts',
   postern_delivery_connections_active: 'services/delivery/metrics.ts',
