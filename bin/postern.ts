@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectNats } from '../services/common/nats.ts';
 import { ConfigFileError, loadConfigFile, writeConfig } from '../services/local/config-file.ts';
+import { destinationsCommand } from '../services/local/destinations-client.ts';
 import { startLocal } from '../services/local/local-mode.ts';
 import { QueueClientError, queueCommand } from '../services/local/queue-client.ts';
 
@@ -168,12 +169,34 @@ async function queue(args: string[]) {
   process.stdout.write(await queueCommand(base, action, id, filter));
 }
 
+async function destinations(args: string[]) {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      'data-dir': { type: 'string', default: '.postern' },
+      admin: { type: 'string' },
+      for: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const [action = 'list', site] = positionals;
+  const base = values.admin ?? `http://127.0.0.1:${readState(values['data-dir']).adminPort}`;
+  process.stdout.write(
+    await destinationsCommand(base, action, site, {
+      ...(values.for ? { for: values.for } : {}),
+      json: values.json ?? false,
+    }),
+  );
+}
+
 const [command, ...rest] = process.argv.slice(2);
 try {
   if (command === 'local') await local(rest);
   else if (command === 'apply') await apply(rest);
   else if (command === 'validate') validate(rest);
   else if (command === 'queue') await queue(rest);
+  else if (command === 'destinations') await destinations(rest);
   else fail(USAGE);
 } catch (err) {
   if (err instanceof ConfigFileError) fail(`invalid configuration:\n${err.message}`, 1);

@@ -62,6 +62,17 @@ export interface SiteRecord {
   updatedAt: string;
 }
 
+/** A shared token bucket (`<site key>.rate`, `<site key>.cpm`; delivery/shaping/token-bucket.ts). */
+export interface BucketState {
+  /** Tokens left at `at` (ms since epoch). */
+  tokens: number;
+  at: number;
+  /** Grants in the current minute (`win` = its start) and the one before: the observed rate. */
+  win: number;
+  n: number;
+  prev: number;
+}
+
 export type SiteEventKind = 'site.throttled' | 'site.suspended' | 'site.resumed';
 
 /** Published on EVENTS (`mail.event.site.<what>`) when a site's state changes. */

@@ -172,7 +172,8 @@ export class ConnectionPool {
 
   #discard(slot: Slot, session: SmtpSession): void {
     session.close();
-    this.#meta.get(session)?.permit?.release();
+    const permit = this.#meta.get(session)?.permit;
+    if (permit) void session.ended().then(() => permit.release());
     this.#meta.delete(session);
     slot.open--;
     this.#opts.onCount?.(-1);

@@ -45,6 +45,11 @@ export interface SmtpSession {
   reset(): Promise<void>;
   /** QUIT and close. */
   close(): void;
+  /**
+   * Resolves once the TCP connection is gone (or after a bound): a site's connection lease is given back only then,
+   * so the remote never sees more sessions than the limit, not even while one is closing.
+   */
+  ended(): Promise<void>;
 }
 
 /** An error raised while opening a session; `ip` lets MX delivery skip this host and try the next MX. */
@@ -119,7 +124,10 @@ export async function openSession(target: SessionTarget, opts: SessionOptions): 
     lastError = err;
     closed = true;
   });
+  let markEnded!: () => void;
+  const endedPromise = new Promise<void>((r) => (markEnded = r));
   conn.on('end', () => {
+    markEnded();
     closed = true;
   });
 
@@ -258,6 +266,9 @@ export async function openSession(target: SessionTarget, opts: SessionOptions): 
     },
     reset() {
       return new Promise<void>((resolve, reject) => conn.reset((err) => (err ? reject(err) : resolve())));
+    },
+    ended() {
+      return Promise.race([endedPromise, new Promise<void>((r) => setTimeout(r, opts.timeoutMs).unref())]);
     },
     close() {
       closed = true;

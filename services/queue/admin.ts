@@ -7,12 +7,14 @@
  *   POST   /queue/:id/retry               publish its deferred jobs now
  *   POST   /queue/:id/hold                put it on hold (no further attempts until released)
  *   POST   /queue/:id/release             release a held message (attempted at once)
+ *   GET    /sites, POST /sites/:site/suspend|resume   site state (admin-sites.ts)
  * Binds where POSTERN_ADMIN_HOST/PORT say (loopback by default): it has no authentication of its own.
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { dropMessage, getQueued, holdMessage, listQueue, releaseMessage, retryNow } from './admin-actions.ts';
 import { queueSummary, SummaryRequestError } from './admin-summary.ts';
+import { handleSites } from './admin-sites.ts';
 import type { QueueContext } from './context.ts';
 
 export interface AdminServer {
@@ -36,6 +38,10 @@ export async function startAdminServer(
     const url = new URL(req.url ?? '/', 'http://admin');
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     try {
+      if (parts[0] === 'sites') {
+        const r = await handleSites(ctx.js, req, url, parts);
+        return send(res, r.status, r.body);
+      }
       if (parts[0] !== 'queue' || parts.length > 3) return send(res, 404, { error: 'not found' });
       const id = parts[1];
       // Message ids are ULIDs (upper-case base32), so the literal "summary" cannot be one.

@@ -65,6 +65,8 @@ export interface SmtpSink {
   messages: SinkMessage[];
   /** Number of TCP connections accepted so far. */
   readonly connections: number;
+  /** The most sessions that were open at the same time (counted at connect and close). */
+  readonly peakConcurrent: number;
   /** Resolves once at least n messages were accepted; rejects after timeoutMs (default 20 s). */
   waitForMessages(n: number, timeoutMs?: number): Promise<SinkMessage[]>;
   close(): Promise<void>;
@@ -95,6 +97,8 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
   const events = new EventEmitter();
   const connectionSeq = new Map<string, number>();
   let connections = 0;
+  let open = 0;
+  let peakConcurrent = 0;
   const delay = async () => {
     if (opts.delayMs) await sleep(opts.delayMs);
   };
@@ -129,8 +133,13 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
     disableReverseLookup: true,
     // A sink closing at test end must not wait for idle pooled client connections.
     closeTimeout: 100,
+    onClose() {
+      open--;
+    },
     onConnect(session, cb) {
       connections++;
+      open++;
+      peakConcurrent = Math.max(peakConcurrent, open);
       connectionSeq.set(session.id, connections);
       void delay().then(() =>
         answer(opts.onConnect?.({ remoteAddress: session.remoteAddress }) ?? 'accept', session, cb),
@@ -226,6 +235,9 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
     messages,
     get connections() {
       return connections;
+    },
+    get peakConcurrent() {
+      return peakConcurrent;
     },
     async waitForMessages(n, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;

@@ -9,18 +9,10 @@
  * the bound above, shifted by at most LOCAL_HOLD_MS, still holds for sends).
  */
 import type { KV } from '@nats-io/kv';
-import { isCasConflict } from '../../common/sites.ts';
+import { type BucketState, isCasConflict } from '../../common/sites.ts';
 import { burstOf } from './limits.ts';
 
-export interface BucketState {
-  /** Tokens left at `at` (ms since epoch). */
-  tokens: number;
-  at: number;
-  /** Grants in the current minute (`win` = its start) and the one before: the observed rate. */
-  win: number;
-  n: number;
-  prev: number;
-}
+export type { BucketState };
 
 const LOCAL_HOLD_MS = 1000;
 
