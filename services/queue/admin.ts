@@ -13,8 +13,8 @@
 import { createServer, type ServerResponse } from 'node:http';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { dropMessage, getQueued, holdMessage, listQueue, releaseMessage, retryNow } from './admin-actions.ts';
-import { queueSummary, SummaryRequestError } from './admin-summary.ts';
 import { handleSites } from './admin-sites.ts';
+import { queueSummary, SummaryRequestError } from './admin-summary.ts';
 import type { QueueContext } from './context.ts';
 
 export interface AdminServer {
