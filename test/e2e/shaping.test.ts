@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect } from '@nats-io/transport-node';
+import { startTestDns, type TestDns } from '../helpers/dns.ts';
 import { eventually, startPostern, type TestPostern } from '../helpers/postern.ts';
 import { sendLoad } from '../helpers/smtp-client.ts';
-import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
+import { freePort, type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
 
 const CLI = new URL('../../bin/postern.ts', import.meta.url).pathname;
 
@@ -227,5 +228,95 @@ spec:
       sub.unsubscribe();
       await nc.close();
     }
+  });
+});
+
+describe('MX rollup: domains with the same MX hosts share one site (local mode, dnsmasq)', () => {
+  let sink: SmtpSink;
+  let dns: TestDns;
+  let p: TestPostern;
+
+  before(async () => {
+    const port = await freePort('127.0.0.63');
+    sink = await startSmtpSink({ host: '127.0.0.63', port });
+    // Two recipient domains, one MX host set (listed in a different order): one site. A third domain has its own.
+    dns = await startTestDns({
+      mx: [
+        { domain: 'one.test', exchange: 'mx1.rollup.test', priority: 10 },
+        { domain: 'one.test', exchange: 'mx2.rollup.test', priority: 20 },
+        { domain: 'two.test', exchange: 'mx2.rollup.test', priority: 10 },
+        { domain: 'two.test', exchange: 'mx1.rollup.test', priority: 20 },
+        { domain: 'three.test', exchange: 'mx.elsewhere.test', priority: 10 },
+      ],
+      a: [
+        { name: 'mx1.rollup.test', address: '127.0.0.63' },
+        { name: 'mx2.rollup.test', address: '127.0.0.63' },
+        { name: 'mx.elsewhere.test', address: '127.0.0.63' },
+      ],
+    });
+    p = await startPostern({
+      deliveryProcesses: 3,
+      env: { POSTERN_DNS_SERVERS: dns.server, POSTERN_MX_PORT: String(port) },
+      config: `
+apiVersion: postern.dev/v1alpha1
+kind: RelayPolicy
+metadata: { name: rollup }
+spec:
+  clients: { networks: [127.0.0.1/32] }
+  delivery:
+    destinations:
+      - match: .rollup.test
+        maxConnections: 1
+    retry: { schedule: [2s], maxLifetime: 1h }
+`,
+    });
+  });
+  after(async () => {
+    await p?.cleanup();
+    await dns?.close();
+    await sink?.close();
+  });
+
+  it('one connection at a time for both domains together, and destinations list shows one site serving both', async () => {
+    const sent = await sendLoad({
+      port: p.smtpPort,
+      count: 24,
+      sessions: 4,
+      from: 'me@sender.test',
+      to: (i) => `rcpt${i}@${i % 2 ? 'one.test' : 'two.test'}`,
+    });
+    assert.equal(sent.accepted.size, 24);
+    await sink.waitForMessages(24, 60_000);
+    assert.equal(sink.peakConcurrent, 1);
+
+    const listed = await postern(['destinations', 'list', '--json', '--data-dir', p.dataDir]);
+    const sites = JSON.parse(listed.stdout) as {
+      site: string;
+      domains: string[];
+      limits: Record<string, number>;
+    }[];
+    const rollup = sites.find((s) => s.site === `mx:mx1.rollup.test,mx2.rollup.test:${sink.port}`);
+    assert.deepEqual(rollup?.domains.sort(), ['one.test', 'two.test'], listed.stdout);
+    assert.deepEqual(rollup?.limits, { maxConnections: 1 });
+
+    // The CLI finds a site by a domain it serves, and an operator's suspension shows in the listing.
+    const suspended = await postern([
+      'destinations',
+      'suspend',
+      'two.test',
+      '--for',
+      '10m',
+      '--data-dir',
+      p.dataDir,
+    ]);
+    assert.equal(suspended.code, 0, suspended.stderr);
+    const table = await postern(['destinations', 'list', '--data-dir', p.dataDir]);
+    assert.match(
+      table.stdout,
+      /mx:mx1\.rollup\.test,mx2\.rollup\.test:\d+ {2}\[suspended until .* \(operator\)\]/,
+    );
+    assert.match(table.stdout, /domains: (one\.test, two\.test|two\.test, one\.test)/);
+    const resumed = await postern(['destinations', 'resume', 'one.test', '--data-dir', p.dataDir]);
+    assert.match(resumed.stdout, /^resumed mx:/);
   });
 });
