@@ -113,6 +113,11 @@ export interface DeliveryJob {
    * the live config. Absent for mail no policy relayed (inbound, DSNs).
    */
   policy?: string;
+  /**
+   * Set by delivery on a job it re-scheduled because its site was at a limit (never an attempt): how often it
+   * waited (for backoff) and the message token it reserved at the site, due at `at` (ms since epoch).
+   */
+  siteWait?: { waits: number; token?: { site: string; at: number } };
   /** DKIM signing key for the sender domain, when it has one. */
   dkim?: { domain: string; selector: string; privateKey: string };
 }

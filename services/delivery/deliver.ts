@@ -87,7 +87,7 @@ async function attempt(job: DeliveryJob, ctx: DeliverContext, site: JobSite | un
   const acquireOpts: AcquireOptions =
     site && shaping
       ? {
-          permit: () => shaping.permit(site),
+          permit: () => shaping.permit(site, job),
           site: site.name,
           ...(site.limits.messagesPerConnection ? { maxMessages: site.limits.messagesPerConnection } : {}),
           ...(site.limits.maxConnections !== undefined ? { idleMs: LIMITED_IDLE_MS } : {}),
@@ -107,7 +107,7 @@ async function attempt(job: DeliveryJob, ctx: DeliverContext, site: JobSite | un
     const { session, reused } = acquired;
     if (site && shaping) {
       // The message token is taken with a session in hand: a token is never spent on a job that cannot go.
-      const wait = await waitForToken(shaping, site);
+      const wait = await waitForToken(shaping, site, job);
       if (wait) {
         ctx.pool.release(key, session, true);
         return { wait };
@@ -138,16 +138,21 @@ async function attempt(job: DeliveryJob, ctx: DeliverContext, site: JobSite | un
 }
 
 /** A message token within MAX_TOKEN_WAIT_MS (waited for here), or the wait to re-schedule with. */
-async function waitForToken(shaping: ShapingGate, site: JobSite): Promise<SiteWait | undefined> {
+async function waitForToken(
+  shaping: ShapingGate,
+  site: JobSite,
+  job: DeliveryJob,
+): Promise<SiteWait | undefined> {
+  const reason = `site ${site.name} at its message rate (${site.limits.ratePerMinute}/min)`;
   for (let i = 0; i < 5; i++) {
-    const ms = await shaping.messageToken(site);
-    if (ms === 0) return undefined;
-    if (ms > MAX_TOKEN_WAIT_MS)
-      return {
-        untilMs: Date.now() + ms + Math.floor(Math.random() * 250),
-        reason: `site ${site.name} at its message rate (${site.limits.ratePerMinute}/min)`,
-      };
-    await new Promise((r) => setTimeout(r, ms));
+    const { waitMs, reserved } = await shaping.messageToken(site, job);
+    if (waitMs === 0) return undefined;
+    if (waitMs > MAX_TOKEN_WAIT_MS) {
+      const untilMs = Date.now() + waitMs;
+      return reserved ? { untilMs, reason, token: { site: site.key, at: untilMs } } : { untilMs, reason };
+    }
+    await new Promise((r) => setTimeout(r, waitMs));
+    if (reserved) return undefined;
   }
-  return { untilMs: Date.now() + 1000, reason: `site ${site.name} at its message rate` };
+  return { untilMs: Date.now() + 1000, reason };
 }

@@ -44,7 +44,13 @@ const RESULT_LABEL = { delivered: 'delivered', deferred: 'deferred', failed: 'bo
  * stream sequence: a redelivered copy republishes the same schedule (deduplicated), a later wait gets a new one.
  */
 async function scheduleWait(js: JetStreamClient, m: JsMsg, job: DeliveryJob, wait: SiteWait): Promise<void> {
-  await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), JSON.stringify(job), {
+  // A reserved token stays with the job until it is spent; the wait count drives the busy backoff.
+  const token = wait.token ?? job.siteWait?.token;
+  const waiting: DeliveryJob = {
+    ...job,
+    siteWait: { waits: (job.siteWait?.waits ?? 0) + 1, ...(token ? { token } : {}) },
+  };
+  await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), JSON.stringify(waiting), {
     msgID: `wait.${job.jobId}.a${job.attempt}.s${m.seq}`,
     schedule: { specification: new Date(wait.untilMs), target: m.subject },
   });
@@ -112,7 +118,8 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       const outcomes: RecipientOutcome[] = attempt.outcomes;
       const durationMs = Math.round(performance.now() - started);
       // The body stays behind: the queue has its reference in the message state (a result is a small message).
-      const { body: _body, ...jobWithoutBody } = job;
+      // siteWait (a reserved token, wait count) belongs to this attempt only: the next one starts afresh.
+      const { body: _body, siteWait: _siteWait, ...jobWithoutBody } = job;
       const result: DeliveryResult = {
         job: jobWithoutBody,
         outcomes,

@@ -63,6 +63,8 @@ export interface SessionPermit {
 export interface SiteWait {
   untilMs: number;
   reason: string;
+  /** A message token reserved for the job at `untilMs` (it sends then without taking another). */
+  token?: { site: string; at: number };
 }
 
 export interface ShapingGate {
@@ -70,9 +72,12 @@ export interface ShapingGate {
   /** A suspension in force, as a wait. */
   blocked(site: JobSite): SiteWait | undefined;
   /** A new session's permission (connection lease and connections-per-minute token), or how long to wait. */
-  permit(site: JobSite): Promise<SessionPermit | SiteWait>;
-  /** One message token (ratePerMinute): 0 when granted, else milliseconds to wait. */
-  messageToken(site: JobSite): Promise<number>;
+  permit(site: JobSite, job: DeliveryJob): Promise<SessionPermit | SiteWait>;
+  /**
+   * The job's message token (ratePerMinute): `waitMs` 0 = go now; else come back then — with a token reserved
+   * for that time when `reserved`.
+   */
+  messageToken(site: JobSite, job: DeliveryJob): Promise<{ waitMs: number; reserved: boolean }>;
   /** The attempt's replies: response rules, last reply, domains served. Never throws. */
   observe(site: JobSite, outcomes: RecipientOutcome[]): void;
   /** Sites by volume this process sent to, with their state (for the postern_site_state gauge). */
@@ -141,7 +146,7 @@ export async function startShaping(opts: {
       };
     },
 
-    async permit(site) {
+    async permit(site, job) {
       const { maxConnections, connectionsPerMinute } = site.limits;
       if (maxConnections === undefined && connectionsPerMinute === undefined) return FREE;
       let lease: Awaited<ReturnType<ConnectionLeases['acquire']>>;
@@ -149,12 +154,12 @@ export async function startShaping(opts: {
         lease = await leases.acquire(site.key, maxConnections);
         if (!lease)
           return {
-            untilMs: Date.now() + 1000 + Math.floor(Math.random() * 2000),
+            untilMs: Date.now() + busyBackoffMs(job),
             reason: `site ${site.name} at its connection limit (${maxConnections})`,
           };
       }
       if (connectionsPerMinute !== undefined) {
-        const waitMs = await buckets.takeOne(`${site.key}.cpm`, connectionsPerMinute);
+        const { waitMs } = await buckets.takeOne(`${site.key}.cpm`, connectionsPerMinute);
         if (waitMs > 0) {
           if (lease) await leases.release(lease);
           return {
@@ -173,9 +178,13 @@ export async function startShaping(opts: {
       };
     },
 
-    async messageToken(site) {
+    async messageToken(site, job) {
       const rate = site.limits.ratePerMinute;
-      return rate === undefined ? 0 : buckets.takeOne(`${site.key}.rate`, rate);
+      if (rate === undefined) return { waitMs: 0, reserved: false };
+      const mine = job.siteWait?.token;
+      // A token this job reserved on an earlier pass is spent now (or waited for), never taken twice.
+      if (mine?.site === site.key) return { waitMs: Math.max(0, mine.at - Date.now()), reserved: true };
+      return buckets.takeOne(`${site.key}.rate`, rate, true);
     },
 
     observe(site, outcomes) {
@@ -278,6 +287,15 @@ export async function startShaping(opts: {
   }
 
   return gate;
+}
+
+/**
+ * How long a job waits when its site has no free connection: 1 s, doubling with each wait it already had, up to
+ * 8 s (plus up to as much jitter) — a backlog for a site at its connection limit does not come back all at once.
+ */
+export function busyBackoffMs(job: Pick<DeliveryJob, 'siteWait'>): number {
+  const base = 1000 * 2 ** Math.min(3, job.siteWait?.waits ?? 0);
+  return base + Math.floor(Math.random() * base);
 }
 
 /** slowdown: the limits in force times the rule's factor (a site without a rate starts from fromRatePerMinute). */

@@ -26,17 +26,38 @@ export function refill(s: BucketState | undefined, perMinute: number, now: numbe
   return { tokens, at: now, win, ...rolled };
 }
 
-/** Takes up to `want` whole tokens (pure): how many were granted, or how long until one is there. */
+/** How far ahead a waiting job may reserve its token (GCRA-style), so a backlog does not wake all at once. */
+export const RESERVE_HORIZON_MS = 15 * 60_000;
+
+/**
+ * Takes up to `want` whole tokens (pure). An empty bucket gives a reservation instead: the token is taken now
+ * (the bucket goes below zero, at most RESERVE_HORIZON_MS of tokens) and `waitMs` says when it is due — so a
+ * backlog of jobs gets distinct, spread-out times instead of all waking for the same next token.
+ */
 export function take(
   s: BucketState,
   perMinute: number,
   want: number,
-): { state: BucketState; granted: number; waitMs: number } {
+): { state: BucketState; granted: number; waitMs: number; reserved: boolean } {
   if (s.tokens >= 1) {
     const granted = Math.min(want, Math.floor(s.tokens));
-    return { state: { ...s, tokens: s.tokens - granted, n: s.n + granted }, granted, waitMs: 0 };
+    return {
+      state: { ...s, tokens: s.tokens - granted, n: s.n + granted },
+      granted,
+      waitMs: 0,
+      reserved: false,
+    };
   }
-  return { state: s, granted: 0, waitMs: Math.ceil(((1 - s.tokens) * 60_000) / perMinute) };
+  const interval = 60_000 / perMinute;
+  const after = s.tokens - 1;
+  if (-after * interval <= RESERVE_HORIZON_MS)
+    return {
+      state: { ...s, tokens: after, n: s.n + 1 },
+      granted: 0,
+      waitMs: Math.ceil(-after * interval),
+      reserved: true,
+    };
+  return { state: s, granted: 0, waitMs: RESERVE_HORIZON_MS, reserved: false };
 }
 
 export class SharedTokenBuckets {
@@ -47,13 +68,20 @@ export class SharedTokenBuckets {
     this.#kv = kv;
   }
 
-  /** One token for `key` at `perMinute`: 0 when granted, else milliseconds until one may be there. */
-  async takeOne(key: string, perMinute: number): Promise<number> {
+  /**
+   * One token for `key` at `perMinute`: `waitMs` 0 when granted now; else when to come back, and whether a token
+   * is reserved for then (the caller then sends without taking another).
+   */
+  async takeOne(
+    key: string,
+    perMinute: number,
+    reserve = false,
+  ): Promise<{ waitMs: number; reserved: boolean }> {
     const now = Date.now();
     const held = this.#local.get(key);
     if (held && held.tokens > 0 && held.expires > now) {
       held.tokens--;
-      return 0;
+      return { waitMs: 0, reserved: false };
     }
     this.#local.delete(key);
     // A quarter second's worth per round trip at high rates; one at a time below 4 per second.
@@ -62,7 +90,7 @@ export class SharedTokenBuckets {
       const e = await this.#kv.get(key);
       const current = e && e.operation === 'PUT' && e.length > 0 ? e.json<BucketState>() : undefined;
       const r = take(refill(current, perMinute, Date.now()), perMinute, want);
-      if (r.granted === 0) return r.waitMs;
+      if (r.granted === 0 && (!reserve || !r.reserved)) return { waitMs: r.waitMs, reserved: false };
       try {
         if (current && e) await this.#kv.update(key, JSON.stringify(r.state), e.revision);
         else await this.#kv.create(key, JSON.stringify(r.state));
@@ -71,18 +99,9 @@ export class SharedTokenBuckets {
         throw err;
       }
       if (r.granted > 1) this.#local.set(key, { tokens: r.granted - 1, expires: Date.now() + LOCAL_HOLD_MS });
-      return 0;
+      return { waitMs: r.waitMs, reserved: r.reserved };
     }
     // Twenty lost races in a row: the bucket is contended; come back shortly rather than spin.
-    return 50 + Math.floor(Math.random() * 200);
-  }
-
-  /** The observed grants per minute (last full minute, else the current one) of a bucket. */
-  async observed(key: string): Promise<number | undefined> {
-    const e = await this.#kv.get(key);
-    if (e?.operation !== 'PUT' || e.length === 0) return undefined;
-    const s = e.json<BucketState>();
-    const r = refill(s, 1, Date.now());
-    return r.prev || r.n;
+    return { waitMs: 50 + Math.floor(Math.random() * 200), reserved: false };
   }
 }

@@ -81,7 +81,7 @@ describe('site leases and token buckets in NATS KV', () => {
     let granted = 0;
     for (let i = 0; i < 40; i++) {
       const results = await Promise.all(buckets.map((t) => t.takeOne(key, perMinute)));
-      granted += results.filter((w) => w === 0).length;
+      granted += results.filter((w) => w.waitMs === 0).length;
     }
     const elapsed = Date.now() - started;
     assert.ok(granted >= 2, `granted ${granted}`);

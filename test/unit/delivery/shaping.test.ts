@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type SiteRecord, siteKey, siteName } from '../../../services/common/sites.ts';
-import { slowdown } from '../../../services/delivery/shaping/gate.ts';
+import { busyBackoffMs, slowdown } from '../../../services/delivery/shaping/gate.ts';
 import { burstOf, type Destination, limitsFor } from '../../../services/delivery/shaping/limits.ts';
 import { loadProviderRules, providerRuleFor } from '../../../services/delivery/shaping/rules.ts';
-import { refill, take } from '../../../services/delivery/shaping/token-bucket.ts';
+import { RESERVE_HORIZON_MS, refill, take } from '../../../services/delivery/shaping/token-bucket.ts';
 
 const mx = (domain: string) => ({ kind: 'mx' as const, domain, tls: 'opportunistic' as const });
 const gmailMx = ['gmail-smtp-in.l.google.com', 'alt1.gmail-smtp-in.l.google.com'];
@@ -159,5 +159,35 @@ describe('token bucket', () => {
     assert.deepEqual([s.n, s.prev], [0, 5]);
     s = refill(s, 6000, t0 + 3 * 60_000);
     assert.deepEqual([s.n, s.prev], [0, 0]);
+  });
+});
+
+describe('token reservations (a backlog gets spread-out times, not one shared next token)', () => {
+  it('an empty bucket reserves the next tokens at one interval apart', () => {
+    const t0 = 1_000_000_000_000;
+    let s = refill({ tokens: 0, at: t0, win: t0, n: 0, prev: 0 }, 60, t0);
+    const waits: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = take(s, 60, 1);
+      assert.equal(r.reserved, true);
+      waits.push(r.waitMs);
+      s = r.state;
+    }
+    assert.deepEqual(waits, [1000, 2000, 3000]);
+  });
+
+  it('reservations stop at the horizon', () => {
+    const t0 = 1_000_000_000_000;
+    const deep = { tokens: -(RESERVE_HORIZON_MS / 1000), at: t0, win: t0, n: 0, prev: 0 };
+    const r = take(deep, 60, 1);
+    assert.equal(r.reserved, false);
+    assert.equal(r.waitMs, RESERVE_HORIZON_MS);
+  });
+
+  it('a job that waited for a busy site backs off, up to 8 s plus jitter', () => {
+    assert.ok(busyBackoffMs({}) >= 1000 && busyBackoffMs({}) < 2000);
+    const b = busyBackoffMs({ siteWait: { waits: 3 } });
+    assert.ok(b >= 8000 && b < 16_000);
+    assert.ok(busyBackoffMs({ siteWait: { waits: 50 } }) < 16_000);
   });
 });
