@@ -154,6 +154,34 @@ export function writeReport(dir: string, input: ReportInput): void {
     );
   const scaling = results.filter((r) => r.scenario.startsWith('scaling-'));
   if (scaling.length) md.push('## Scaling (Postern, 2 KB, smarthost)', '', ...runTable(scaling), '');
+  const shaping = results.filter((r) => r.scenario.startsWith('shaping-'));
+  if (shaping.length) {
+    const off = shaping.find((r) => r.scenario === 'shaping-off');
+    md.push(
+      '## Traffic shaping (Postern, 2 KB, MX route, 2 delivery processes; issue #8)',
+      '',
+      'Cost of cluster-wide limits: the same load with shaping off, on without limits, and with generous limits',
+      'every message passes (connection lease per session, shared token per message); then one site throttled to',
+      '60/min with a backlog while the healthy site flows.',
+      '',
+      row(['scenario', 'delivered/s', 'vs shaping-off', 'CPU s (all processes)', 'e2e p99 ms', 'notes']),
+      row(Array(6).fill('---')),
+    );
+    for (const r of shaping) {
+      const vs = off ? `${Math.round((r.deliveredPerSec / off.deliveredPerSec - 1) * 1000) / 10}%` : '–';
+      md.push(
+        row([
+          r.scenario,
+          r.deliveredPerSec,
+          vs,
+          r.cpuSecondsTotal,
+          r.endToEndLatencyMs?.p99 ?? '–',
+          r.generatorErrors.join('; '),
+        ]),
+      );
+    }
+    md.push('');
+  }
   const dead = results.filter((r) => r.scenario.startsWith('dead-'));
   if (dead.length) {
     md.push(

@@ -27,7 +27,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     systems: { type: 'string' },
-    only: { type: 'string', default: 'compare,latency,scaling,dead' },
+    only: { type: 'string', default: 'compare,latency,scaling,dead,shaping' },
     profile: { type: 'boolean', default: false },
     out: { type: 'string' },
     recipients: { type: 'string', default: '1' },
@@ -42,6 +42,7 @@ const plan = {
   large: { size: 100 * 1024, messages: quick ? 600 : 4000 },
   scaling: { messages: quick ? 3000 : 20_000, delivery: [1, 2, 4] },
   dead: { backlog: quick ? 5000 : 100_000, healthy: quick ? 2000 : 10_000 },
+  shaping: { messages: quick ? 3000 : 20_000, throttledBacklog: quick ? 1000 : 5000, delivery: 2 },
 };
 const parts = new Set(args.only!.split(','));
 const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*/, '');
@@ -54,7 +55,13 @@ const log = (msg: string) =>
 
 type Factory = (
   label: string,
-  extra?: { delivery?: number; ingress?: number; nodeOptions?: string },
+  extra?: {
+    delivery?: number;
+    ingress?: number;
+    nodeOptions?: string;
+    destinations?: string[];
+    env?: Record<string, string>;
+  },
 ) => Promise<RunningSystem>;
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -102,6 +109,8 @@ try {
           delivery: extra?.delivery ?? 1,
           ingress: extra?.ingress ?? 1,
           ...(extra?.nodeOptions ? { nodeOptions: extra.nodeOptions } : {}),
+          ...(extra?.destinations ? { destinations: extra.destinations } : {}),
+          ...(extra?.env ? { env: extra.env } : {}),
           logFile: join(outDir, 'logs', `${label}.log`),
         });
   } else skipped.push('postern: services/delivery/main.ts does not exist yet (local mode cannot deliver)');
@@ -264,6 +273,63 @@ try {
         await running.stop();
         running = undefined;
       }
+    }
+  }
+  if (parts.has('shaping') && factories['postern-mx']) {
+    // Issue #8: the cost of cluster-wide limits (same 2 KB load, MX route, 2 delivery processes): shaping off,
+    // on without limits, on with generous limits every message must pass (a connection lease per session and a
+    // shared token per message); then the same limits with one site throttled to 60/min and a backlog for it.
+    const generous =
+      '{ match: "*", maxConnections: 100, messagesPerConnection: 1000, ratePerMinute: 1000000, connectionsPerMinute: 100000 }';
+    const n = plan.shaping.messages;
+    const delivery = plan.shaping.delivery;
+    await oneRun('postern-mx', 'shaping-off', load(2048, n), { delivery, env: { POSTERN_SHAPING: 'off' } });
+    await oneRun('postern-mx', 'shaping-no-limits', load(2048, n), { delivery });
+    await oneRun('postern-mx', 'shaping-generous-limits', load(2048, n), {
+      delivery,
+      destinations: [generous],
+    });
+    const id = `r${++seq}`;
+    const extra = {
+      delivery,
+      destinations: [generous, '{ match: throttled.bench, ratePerMinute: 60 }'],
+    };
+    log(
+      `${id} shaping-one-site-throttled: ${plan.shaping.throttledBacklog} to throttled.bench (60/min), then ${n} healthy`,
+    );
+    running = await factories['postern-mx']!(`${id}-postern-mx`, extra);
+    try {
+      await warmUp(running, sink);
+      const backlog = await runGenerator({
+        host: running.smtp.host,
+        port: running.smtp.port,
+        sessions: plan.sessions,
+        messages: plan.shaping.throttledBacklog,
+        size: 2048,
+        recipients: 1,
+        toDomain: 'throttled.bench',
+        from: 'gen@src.bench',
+        tag: `${id}throttled`,
+      });
+      await sink.reset();
+      const r = await measure({
+        id,
+        scenario: 'shaping-one-site-throttled',
+        sys: running,
+        sink,
+        load: load(2048, n),
+      });
+      results.push({
+        ...r,
+        generatorErrors: [
+          ...r.generatorErrors,
+          `backlog for the throttled site (60/min) accepted ${backlog.accepted}; its arrivals during the run count in delivered (≤ 1/s)`,
+        ],
+      });
+      log(`${id} healthy delivered ${r.deliveredPerSec}/s beside a throttled site`);
+    } finally {
+      await running.stop();
+      running = undefined;
     }
   }
   let profile: Awaited<ReturnType<typeof analyseProfiles>> | undefined;

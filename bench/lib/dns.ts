@@ -31,6 +31,9 @@ export async function startDns(port: number, healthyIp: string, deadIp: string):
       `--host-record=mx.healthy.bench,${healthyIp}`,
       '--mx-host=dead.bench,mx.dead.bench,10',
       `--host-record=mx.dead.bench,${deadIp}`,
+      // The shaping run's throttled site: the healthy sink under another MX name (another site).
+      '--mx-host=throttled.bench,mx.throttled.bench,10',
+      `--host-record=mx.throttled.bench,${healthyIp}`,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );

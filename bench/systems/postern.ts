@@ -26,6 +26,10 @@ export interface PosternOptions {
   nodeOptions?: string;
   /** Where the services' stdout/stderr go (a file), so a failure can be diagnosed. */
   logFile: string;
+  /** RelayPolicy `delivery.destinations` entries (YAML flow mappings), for the shaping run. */
+  destinations?: string[];
+  /** Extra environment for the services (e.g. POSTERN_SHAPING=off). */
+  env?: Record<string, string>;
 }
 
 function configYaml(o: PosternOptions): string {
@@ -34,6 +38,9 @@ function configYaml(o: PosternOptions): string {
       ? `    smarthost: { host: ${o.to.healthy.host}, port: ${o.to.healthy.port}, tls: none }\n`
       : '';
   // A long first retry interval parks dead-destination mail out of the active window (DESIGN §3).
+  const destinations = o.destinations?.length
+    ? `    destinations:\n${o.destinations.map((d) => `      - ${d}\n`).join('')}`
+    : '';
   return `apiVersion: postern.dev/v1alpha1
 kind: RelayPolicy
 metadata:
@@ -46,7 +53,7 @@ spec:
     recipientsPerMessage: 1000
   delivery:
     pool: default
-${smarthost}    retry:
+${smarthost}${destinations}    retry:
       schedule: [10m, 30m]
       maxLifetime: 1d
 `;
@@ -66,6 +73,7 @@ export async function startPostern(o: PosternOptions): Promise<RunningSystem> {
   };
   if (o.to.dns) env['POSTERN_DNS_SERVERS'] = `${o.to.dns.host}:${o.to.dns.port}`;
   if (o.nodeOptions) env['NODE_OPTIONS'] = o.nodeOptions;
+  Object.assign(env, o.env);
   const args = [
     join(ROOT, 'bin/postern.ts'),
     'local',
