@@ -227,7 +227,8 @@ export const RelayPolicySpec = Type.Object(
               'destinations[].tls applies to MX delivery; with a smarthost every message goes to it: set smarthost.tls',
             ),
             cel(
-              "!has(self.smarthost) || !has(self.destinations) || self.destinations.all(d, d.match == '*' || d.match == self.smarthost.host || d.match == self.smarthost.host + ':' + string(has(self.smarthost.port) ? self.smarthost.port : 25))",
+              // No string(int) here: its result has no size bound, and the API server refuses the rule's estimated cost.
+              "!has(self.smarthost) || !has(self.destinations) || self.destinations.all(d, d.match == '*' || d.match == self.smarthost.host || (d.match.startsWith(self.smarthost.host + ':') && d.match.substring(size(self.smarthost.host) + 1).matches('^[0-9]{1,5}$') && int(d.match.substring(size(self.smarthost.host) + 1)) == (has(self.smarthost.port) ? self.smarthost.port : 25)))",
               'with a smarthost every message goes to it: destinations[].match must be "*" or the smarthost host (host or host:port)',
             ),
             cel(
