@@ -10,7 +10,6 @@ TEST_PACKAGES=(
   dnsmasq-base           # MX / A answers for delivery tests
   unbound                # DNSSEC-validating resolver for the DANE tests (AD bit over a locally signed zone)
   ldnsutils              # ldns-keygen / ldns-signzone: sign the DANE tests' zone
-  prometheus             # scrapes local mode (and the cluster) to prove dashboard queries
 )
 
 # The cluster tier (scripts/test.sh cluster): a real single-node Kubernetes built here.

@@ -4,7 +4,7 @@
 # Each is taken from the environment when given, else built from its Go module into a cache
 # directory OUTSIDE the repository, keyed by version, so a second run costs nothing.
 #
-#   scripts/test-bins.sh [nats|k8s|helm|coredns|cluster|all]   (default: all)
+#   scripts/test-bins.sh [nats|k8s|helm|coredns|prometheus|cluster|all]   (default: all)
 #   prints KEY=path lines for what it provided (also written to $CACHE/env.sh)
 set -euo pipefail
 # A failed build inside $(...) must stop the script, not leave an empty cache entry behind.
@@ -15,6 +15,8 @@ K8S_VERSION=v1.34.4
 ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.19.5
 COREDNS_VERSION=v1.15.0
+# Prometheus 3.16.0 (its Go module is tagged v0.<major*100+minor>.<patch>). Debian's build lacks kubernetes_sd_configs.
+PROMETHEUS_VERSION=v0.316.0
 
 CACHE="${POSTERN_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/postern}"
 mkdir -p "$CACHE"
@@ -130,6 +132,20 @@ provide_helm() {
 # The plugins (directive:package, as in CoreDNS's plugin.cfg) keep CoreDNS's own order (dnsserver.Directives).
 COREDNS_PLUGINS=(reload bind debug ready health prometheus:metrics errors log loadbalance rewrite cache template hosts
   kubernetes file loop forward whoami)
+# Prometheus for the cluster tier, which discovers pods with kubernetes_sd_configs (Debian's package is built
+# without that discovery); the web UI's assets are not embedded, the HTTP API is all the tests use.
+provide_prometheus() {
+  if [ -n "${PROMETHEUS_BIN:-}" ]; then echo "PROMETHEUS_BIN=$PROMETHEUS_BIN"; return; fi
+  local out="$CACHE/prometheus-$PROMETHEUS_VERSION/prometheus"
+  if [ ! -x "$out" ]; then
+    need_go prometheus
+    log "building prometheus $PROMETHEUS_VERSION (once; cached in $CACHE)"
+    mkdir -p "$(dirname "$out")"
+    build_from_module github.com/prometheus/prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/prometheus "$out"
+  fi
+  echo "PROMETHEUS_BIN=$out"
+}
+
 provide_coredns() {
   if [ -n "${COREDNS_BIN:-}" ]; then echo "COREDNS_BIN=$COREDNS_BIN"; return; fi
   local out="$CACHE/coredns-$COREDNS_VERSION/coredns"
@@ -178,8 +194,9 @@ what=${1:-all}
     helm) provide_helm ;;
     coredns) provide_coredns ;;
     # The cluster tier: every Kubernetes command, etcd and CoreDNS (plus helm and nats for the images).
-    cluster) echo "KUBE_BIN_DIR=$(provide_kube)"; echo "TEST_ASSET_ETCD=$(provide_etcd)"; provide_coredns; provide_helm ;;
-    all) provide_nats; provide_k8s; provide_helm; provide_coredns; echo "KUBE_BIN_DIR=$(provide_kube)" ;;
+    prometheus) provide_prometheus ;;
+    cluster) echo "KUBE_BIN_DIR=$(provide_kube)"; echo "TEST_ASSET_ETCD=$(provide_etcd)"; provide_coredns; provide_helm; provide_prometheus ;;
+    all) provide_nats; provide_k8s; provide_helm; provide_coredns; provide_prometheus; echo "KUBE_BIN_DIR=$(provide_kube)" ;;
     *) log "unknown target $what"; exit 2 ;;
   esac
 } | tee "$CACHE/env-$what.sh"

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../services/local/nats-server.ts';
 import { eventually, smarthostRelayConfig, startPostern, type TestPostern } from '../helpers/postern.ts';
+import { findPrometheus } from '../helpers/prometheus.ts';
 import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
 import { swaks } from '../helpers/swaks.ts';
 
@@ -67,7 +68,7 @@ describe('the dashboard against a real Prometheus scraping Postern', () => {
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
     prometheus = spawn(
-      'prometheus',
+      findPrometheus(),
       [
         `--config.file=${join(dir, 'prometheus.yml')}`,
         `--storage.tsdb.path=${join(dir, 'data')}`,
