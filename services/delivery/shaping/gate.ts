@@ -109,7 +109,7 @@ export async function startShaping(opts: {
   const buckets = new SharedTokenBuckets(leaseKv);
   const mx = new MxHostCache(opts.resolveRecords);
   const records = new Map<string, SiteRecord>();
-  const watch = await watchSites(state, records, log);
+  const watch = await watchSites(state, records, log, () => opts.nc.isClosed());
   const volume = new Map<string, number>();
   const seen = new Map<string, { domains: Set<string>; limits: string; wroteAt: number; replyAt: number }>();
 

@@ -12,7 +12,12 @@ export interface SiteWatch {
   stop(): void;
 }
 
-export async function watchSites(kv: KV, records: Map<string, SiteRecord>, log: Logger): Promise<SiteWatch> {
+export async function watchSites(
+  kv: KV,
+  records: Map<string, SiteRecord>,
+  log: Logger,
+  connectionClosed: () => boolean,
+): Promise<SiteWatch> {
   let stopped = false;
   let current: { stop(): void } | undefined;
   let loaded!: () => void;
@@ -33,9 +38,10 @@ export async function watchSites(kv: KV, records: Map<string, SiteRecord>, log: 
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'site state watch failed; restarting');
       }
-      if (stopped) return;
+      // A closed connection (the process is stopping) is not a failure to recover from.
+      if (stopped || connectionClosed()) return;
       failures++;
-      await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** failures)));
+      await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** failures)).unref());
     }
   };
   void run();
