@@ -136,6 +136,46 @@ describe('the generated CRDs on a real kube-apiserver', () => {
     );
   });
 
+  it('refuses destinations[] limits delivery could not apply (issue #8: truth in the schema)', async () => {
+    const clients = { networks: ['10.0.0.0/8'] };
+    await refused(
+      create('RelayPolicy', 'dest-not-smarthost', {
+        clients,
+        delivery: {
+          smarthost: { host: 'relay.test' },
+          destinations: [{ match: 'gmail.com', maxConnections: 2 }],
+        },
+      }),
+      /or the smarthost host \(host or host:port\)/,
+    );
+    await refused(
+      create('RelayPolicy', 'dest-no-limit', { clients, delivery: { destinations: [{ match: 'a.test' }] } }),
+      /needs tls or a limit/,
+    );
+    await refused(
+      create('RelayPolicy', 'dest-port-without-smarthost', {
+        clients,
+        delivery: { destinations: [{ match: 'a.test:25', maxConnections: 1 }] },
+      }),
+      /host:port names a smarthost/,
+    );
+    await refused(
+      create('RelayPolicy', 'dest-wildcard', {
+        clients,
+        delivery: { destinations: [{ match: '*.google.com', maxConnections: 1 }] },
+      }),
+      /match/,
+    );
+    const ok = await create('RelayPolicy', 'dest-ok', {
+      clients,
+      delivery: {
+        smarthost: { host: 'relay.test', port: 587 },
+        destinations: [{ match: 'relay.test:587', maxConnections: 2, connectionsPerMinute: 10 }],
+      },
+    });
+    assert.ok(ok);
+  });
+
   it('refuses an unknown enum value', async () => {
     await refused(
       create('RelayPolicy', 'bad-tls', { clients: { networks: ['10.0.0.0/8'] }, delivery: { tls: 'maybe' } }),
