@@ -62,6 +62,9 @@ export class Controller {
   }
 
   start(): void {
+    // Both outcomes exist from the start (at 0), so "reconcile errors / s" is a real 0, not an empty query.
+    for (const result of ['success', 'error'])
+      this.#opts.metrics.reconcileTotal.inc({ kind: this.#opts.kind, result }, 0);
     const n = this.#opts.concurrency ?? 2;
     for (let i = 0; i < n; i++) this.#workers.push(this.#work());
   }
