@@ -199,9 +199,12 @@ wait_for "containerd" 60 containerd ctr version
 
 # --- 6. Images: imported, never pulled ------------------------------------------------------------------------------
 for archive in "$@"; do
-  ctr -n k8s.io images import --all-platforms "$archive" >/dev/null
+  ctr -n k8s.io images import --all-platforms "$archive" >"$D/logs/import.log" 2>&1 || { cat "$D/logs/import.log" >&2; die "importing $archive failed"; }
 done
-ctr -n k8s.io images ls -q | grep -qx "$CLUSTER_PAUSE_IMAGE" || die "the pause image $CLUSTER_PAUSE_IMAGE was not imported"
+if ! ctr -n k8s.io images ls -q | grep -qx "$CLUSTER_PAUSE_IMAGE"; then
+  log "archives given: $*"; ctr -n k8s.io images ls -q >&2
+  die "the pause image $CLUSTER_PAUSE_IMAGE was not imported"
+fi
 log "images: $(ctr -n k8s.io images ls -q | grep -v '^sha256:' | tr '\n' ' ')"
 
 # --- 7. kubelet, kube-proxy, CoreDNS --------------------------------------------------------------------------------

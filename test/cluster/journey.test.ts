@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Cluster, startCluster } from '../helpers/cluster.ts';
 import { eventually } from '../helpers/postern.ts';
+import { findPrometheus } from '../helpers/prometheus.ts';
 import { type LoadResult, sendLoad, testIdOf } from '../helpers/smtp-client.ts';
 import { freePort, type SinkOptions, type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
 import { swaks } from '../helpers/swaks.ts';
@@ -26,7 +27,7 @@ const UPGRADE_TAG = `${APP_VERSION}-upgrade`;
 const INBOUND_DOMAIN = 'inbound.postern.test';
 const SENDER = 'app@sender.postern.test';
 /** Messages per bounded load run (faults, upgrade). */
-const RUN = Number(process.env['POSTERN_CLUSTER_MESSAGES'] ?? 600);
+const RUN = Number(process.env['POSTERN_CLUSTER_MESSAGES'] ?? 1000);
 
 describe('Postern on a real Kubernetes node', () => {
   let cluster: Cluster;
@@ -35,6 +36,18 @@ describe('Postern on a real Kubernetes node', () => {
   let mailbox: SmtpSink;
   let smtpNodePort = 0;
   let prometheus: ChildProcess | undefined;
+  /** The steps build on each other: after a failed step the later ones fail at once instead of waiting out. */
+  let broken = '';
+  const step = (name: string, fn: () => Promise<void>) =>
+    it(name, async () => {
+      assert.equal(broken, '', `an earlier step failed: ${broken}`);
+      try {
+        await fn();
+      } catch (err) {
+        broken = name;
+        throw err;
+      }
+    });
 
   const k = (args: string[], input?: string) => cluster.k(['-n', NS, ...args], { input });
   const json = async <T>(args: string[]) => JSON.parse(await k([...args, '-o', 'json'])) as T;
@@ -108,11 +121,8 @@ describe('Postern on a real Kubernetes node', () => {
       tries: 60,
       from: SENDER,
       to: (i) => `r${run}-${i}@far.postern.test`,
+      idPrefix: `load${run}`,
       ...(onAccepted ? { onAccepted } : {}),
-    }).then((r) => {
-      // sendLoad's ids are per run (load-<i>); make them unique across runs.
-      const rename = (s: Set<string>) => new Set([...s].map((id) => id.replace('load-', `load${run}-`)));
-      return { ...r, accepted: rename(r.accepted), notAccepted: rename(r.notAccepted) };
     });
   };
 
@@ -143,7 +153,7 @@ describe('Postern on a real Kubernetes node', () => {
     await cluster?.stop();
   });
 
-  it('installs with helm and every pod becomes Ready without restarts', async () => {
+  step('installs with helm and every pod becomes Ready without restarts', async () => {
     await cluster.k(['create', 'namespace', NS]);
     // No storage provisioner on this node: three static hostPath volumes of a class the values name.
     for (let i = 0; i < 3; i++) {
@@ -196,9 +206,9 @@ describe('Postern on a real Kubernetes node', () => {
     assert.ok(smtpNodePort > 0, 'the ingress Service has a NodePort for smtp');
   });
 
-  it('reconciles a MailDomain and a RelayPolicy applied with kubectl to Ready', async () => {
+  step('reconciles a MailDomain and a RelayPolicy applied with kubectl to Ready', async () => {
     await k(['apply', '-f', '-'], resources());
-    for (const kind of ['maildomain/inbound', 'relaypolicy/apps']) {
+    for (const kind of ['maildomain/inbound', 'maildomain/sender', 'relaypolicy/apps', 'relaypolicy/bulk']) {
       const r = await cluster.kubectl(['-n', NS, 'wait', kind, '--for=condition=Ready', '--timeout=120s'], {
         timeoutMs: 150_000,
       });
@@ -207,173 +217,213 @@ describe('Postern on a real Kubernetes node', () => {
     const table = await k(['get', 'maildomains,relaypolicies']);
     console.log(table);
     assert.match(table, new RegExp(`${INBOUND_DOMAIN.replaceAll('.', '\\.')}\\s+True`));
-    const md = await json<{ status: { dkimDNSRecord?: string } }>(['get', 'maildomain', 'inbound']);
+    const md = await json<{ status: { dkimDNSRecord?: string } }>(['get', 'maildomain', 'sender']);
     assert.match(md.status.dkimDNSRecord ?? '', /v=DKIM1/);
   });
 
-  it('relays mail through the ingress Service to the smarthost and delivers inbound mail over LMTP', async () => {
-    const relayed = await eventually(
-      'relay through the NodePort (the policy allows this machine by address: the client address survives)',
-      async () => {
-        const r = await swaks([
-          '--server',
-          `${cluster.nodeIp}:${smtpNodePort}`,
-          '--from',
-          SENDER,
-          '--to',
-          'someone@far.postern.test',
-          '--header',
-          'X-Test-Id: relay-1',
-        ]);
-        return r.code === 0 && r;
-      },
-      120_000,
-    );
-    assert.match(relayed.replies.at(-2) ?? '', /^250/);
-    const inbound = await swaks([
-      '--server',
-      `${cluster.nodeIp}:${smtpNodePort}`,
-      '--from',
-      'someone@elsewhere.postern.test',
-      '--to',
-      `alice@${INBOUND_DOMAIN}`,
-      '--header',
-      'X-Test-Id: inbound-1',
-    ]);
-    assert.equal(inbound.code, 0, inbound.transcript);
-    const unknown = await swaks([
-      '--server',
-      `${cluster.nodeIp}:${smtpNodePort}`,
-      '--from',
-      'someone@elsewhere.postern.test',
-      '--to',
-      `nobody@${INBOUND_DOMAIN}`,
-      '--quit-after',
-      'RCPT',
-    ]);
-    assert.ok(
-      unknown.replies.some((l) => /^550 5\.1\.1/.test(l)),
-      unknown.transcript,
-    );
-    const [out] = await eventually('the relayed message at the smarthost', () => {
-      const m = relaySink.messages.filter((x) => testIdOf(x.raw) === 'relay-1');
-      return m.length > 0 && m;
-    });
-    assert.match(
-      out?.raw.toString() ?? '',
-      /^DKIM-Signature:.*\bd=sender\.postern\.test\b/ms,
-      'signed with the key the operator generated',
-    );
-    await eventually('the inbound message in the mailbox store', () =>
-      mailbox.messages.some(
-        (x) => testIdOf(x.raw) === 'inbound-1' && x.to.includes(`alice@${INBOUND_DOMAIN}`),
-      ),
-    );
-  });
+  step(
+    'relays mail through the ingress Service to the smarthost and delivers inbound mail over LMTP',
+    async () => {
+      const relayed = await eventually(
+        'relay through the NodePort (the policy allows this machine by address: the client address survives)',
+        async () => {
+          const r = await swaks([
+            '--server',
+            `${cluster.nodeIp}:${smtpNodePort}`,
+            '--from',
+            SENDER,
+            '--to',
+            'someone@far.postern.test',
+            '--header',
+            'X-Test-Id: relay-1',
+          ]);
+          return r.code === 0 && r;
+        },
+        120_000,
+      );
+      assert.match(relayed.replies.at(-2) ?? '', /^250/);
+      const inbound = await swaks([
+        '--server',
+        `${cluster.nodeIp}:${smtpNodePort}`,
+        '--from',
+        'someone@elsewhere.postern.test',
+        '--to',
+        `alice@${INBOUND_DOMAIN}`,
+        '--header',
+        'X-Test-Id: inbound-1',
+      ]);
+      assert.equal(inbound.code, 0, inbound.transcript);
+      const unknown = await swaks([
+        '--server',
+        `${cluster.nodeIp}:${smtpNodePort}`,
+        '--from',
+        'someone@elsewhere.postern.test',
+        '--to',
+        `nobody@${INBOUND_DOMAIN}`,
+        '--quit-after',
+        'RCPT',
+      ]);
+      assert.ok(
+        unknown.replies.some((l) => /^550 5\.1\.1/.test(l)),
+        unknown.transcript,
+      );
+      const [out] = await eventually('the relayed message at the smarthost', () => {
+        const m = relaySink.messages.filter((x) => testIdOf(x.raw) === 'relay-1');
+        return m.length > 0 && m;
+      });
+      assert.match(
+        out?.raw.toString() ?? '',
+        /^DKIM-Signature:.*\bd=sender\.postern\.test\b/ms,
+        'signed with the key the operator generated',
+      );
+      await eventually('the inbound message in the mailbox store', () =>
+        mailbox.messages.some(
+          (x) => testIdOf(x.raw) === 'inbound-1' && x.to.includes(`alice@${INBOUND_DOMAIN}`),
+        ),
+      );
+    },
+  );
 
-  it('scales the delivery pool on a backlog: new pods start and consume, and replicas fall when it drains', async () => {
-    const before = (await replicasOf(deliveryDeployment)).spec.replicas;
-    relaySinkOpts.delayMs = 250; // a slow smarthost: the backlog grows faster than one pod drains it
-    const burst = load(RUN);
-    const scaled = await eventually(
-      'the operator scales the delivery Deployment up and the new pods become Ready',
-      async () => {
-        const d = await replicasOf(deliveryDeployment);
-        return d.spec.replicas > before && (d.status.readyReplicas ?? 0) > before && d;
-      },
+  step(
+    'scales the delivery pool on a backlog: new pods start and consume, and replicas fall when it drains',
+    async () => {
+      const before = (await replicasOf(deliveryDeployment)).spec.replicas;
+      relaySinkOpts.delayMs = 250; // a slow smarthost: the backlog grows faster than one pod drains it
+      const burst = load(RUN);
+      const scaled = await eventually(
+        'the operator scales the delivery Deployment up and the new pods become Ready',
+        async () => {
+          const d = await replicasOf(deliveryDeployment);
+          return d.spec.replicas > before && (d.status.readyReplicas ?? 0) > before && d;
+        },
+        300_000,
+      );
+      console.log(
+        `autoscale: ${before} → ${scaled.spec.replicas} replicas (${scaled.status.readyReplicas} Ready)`,
+      );
+      const newPods = (await pods('delivery-default')).filter(ready);
+      assert.ok(newPods.length > before, `${newPods.length} delivery pods Ready`);
+      relaySinkOpts.delayMs = 0;
+      const result = await burst;
+      await everyAcceptedArrives('autoscale burst', result);
+      const senders = new Set(relaySink.messages.map((m) => m.remoteAddress));
+      const podIps = new Set(newPods.map((p) => p.status.podIP));
+      const consuming = [...podIps].filter((ip) => senders.has(ip ?? ''));
+      assert.ok(
+        consuming.length > 1,
+        `more than one delivery pod delivered (pods ${[...podIps]}, seen ${[...senders]})`,
+      );
+      await eventually(
+        'replicas fall back after the stabilisation window once the backlog drained',
+        async () => (await replicasOf(deliveryDeployment)).spec.replicas === before,
+        300_000,
+      );
+    },
+  );
+
+  step('starts a pool with minReplicas 0 when mail for it waits, and returns it to 0', async () => {
+    const bulk = `${RELEASE}-delivery-bulk`;
+    assert.equal((await replicasOf(bulk)).spec.replicas, 0, 'the bulk pool starts with no pod');
+    const result = await sendLoad({
+      host: cluster.nodeIp,
+      port: smtpNodePort,
+      count: 20,
+      sessions: 2,
+      from: 'news@bulk.postern.test',
+      to: (i) => `bulk-${i}@far.postern.test`,
+      idPrefix: 'bulk',
+    });
+    assert.equal(result.accepted.size, 20);
+    await eventually(
+      'the operator scales the bulk pool from 0 and its pod becomes Ready',
+      async () => ((await replicasOf(bulk)).status.readyReplicas ?? 0) > 0,
       300_000,
     );
-    console.log(
-      `autoscale: ${before} → ${scaled.spec.replicas} replicas (${scaled.status.readyReplicas} Ready)`,
-    );
-    const newPods = (await pods('delivery')).filter(ready);
-    assert.ok(newPods.length > before, `${newPods.length} delivery pods Ready`);
-    relaySinkOpts.delayMs = 0;
-    const result = await burst;
-    await everyAcceptedArrives('autoscale burst', result);
-    const senders = new Set(relaySink.messages.map((m) => m.remoteAddress));
-    const podIps = new Set(newPods.map((p) => p.status.podIP));
-    const consuming = [...podIps].filter((ip) => senders.has(ip ?? ''));
+    await everyAcceptedArrives('bulk pool from zero', result);
+    const bulkIps = new Set((await pods('delivery-bulk')).map((p) => p.status.podIP));
     assert.ok(
-      consuming.length > 1,
-      `more than one delivery pod delivered (pods ${[...podIps]}, seen ${[...senders]})`,
+      relaySink.messages.some((m) => testIdOf(m.raw)?.startsWith('bulk-') && bulkIps.has(m.remoteAddress)),
+      'a bulk pod delivered the bulk mail',
     );
     await eventually(
-      'replicas fall back after the stabilisation window once the backlog drained',
-      async () => (await replicasOf(deliveryDeployment)).spec.replicas === before,
+      'the bulk pool back at 0 replicas after the stabilisation window',
+      async () => (await replicasOf(bulk)).spec.replicas === 0,
       300_000,
     );
   });
 
-  it('loses nothing when a NATS pod, a queue pod and a delivery pod are deleted or killed -9 mid-run', async () => {
-    const [nats0] = await pods('nats');
-    const queuePods = await pods('queue');
-    const deliveryPods = await pods('delivery');
-    assert.ok(nats0 && queuePods[0] && deliveryPods[0]);
-    const faults = new Map<number, () => Promise<unknown>>([
-      [Math.floor(RUN * 0.15), () => k(['delete', 'pod', nats0.metadata.name, '--wait=false'])],
-      [Math.floor(RUN * 0.3), () => kill9(queuePods[0] as Pod)],
-      [
-        Math.floor(RUN * 0.45),
-        () => k(['delete', 'pod', (deliveryPods[0] as Pod).metadata.name, '--wait=false']),
-      ],
-      [
-        Math.floor(RUN * 0.6),
-        async () =>
-          kill9((await pods('nats')).find((p) => p.metadata.name !== nats0.metadata.name && ready(p)) as Pod),
-      ],
-      [Math.floor(RUN * 0.75), async () => kill9((await pods('delivery')).find(ready) as Pod)],
-    ]);
-    const injected: Promise<unknown>[] = [];
-    const result = await load(RUN, (n) => {
-      const fault = faults.get(n);
-      if (fault) {
-        faults.delete(n);
-        injected.push(fault());
-      }
-    });
-    await Promise.all(injected);
-    assert.equal(faults.size, 0, 'every fault was injected');
-    assert.ok(result.accepted.size > 0);
-    await everyAcceptedArrives('faults', result);
-    await eventually('every pod Ready again', async () => (await pods()).every(ready), 300_000);
-  });
+  step(
+    'loses nothing when a NATS pod, a queue pod and a delivery pod are deleted or killed -9 mid-run',
+    async () => {
+      // Each fault picks its victim when it fires: a Ready pod, not one already terminating from an earlier step.
+      const victim = (component: string) =>
+        eventually(`a Ready ${component} pod`, async () => (await pods(component)).find(ready), 180_000);
+      const del = async (component: string) =>
+        k(['delete', 'pod', (await victim(component)).metadata.name, '--wait=false']);
+      const faults = new Map<number, () => Promise<unknown>>([
+        [Math.floor(RUN * 0.15), () => del('nats')],
+        [Math.floor(RUN * 0.3), async () => kill9(await victim('queue'))],
+        [Math.floor(RUN * 0.45), () => del('delivery-default')],
+        [Math.floor(RUN * 0.6), () => del('queue')],
+        [Math.floor(RUN * 0.75), async () => kill9(await victim('nats'))],
+        [Math.floor(RUN * 0.85), async () => kill9(await victim('delivery-default'))],
+      ]);
+      const injected: Promise<unknown>[] = [];
+      const faultErrors: unknown[] = [];
+      const result = await load(RUN, (n) => {
+        const fault = faults.get(n);
+        if (fault) {
+          faults.delete(n);
+          injected.push(fault().catch((err: unknown) => faultErrors.push(err)));
+        }
+      });
+      await Promise.all(injected);
+      assert.deepEqual(faultErrors, [], 'every fault was injected without error');
+      assert.equal(faults.size, 0, 'every fault was injected');
+      assert.ok(result.accepted.size > 0);
+      await everyAcceptedArrives('faults', result);
+      await eventually('every pod Ready again', async () => (await pods()).every(ready), 300_000);
+    },
+  );
 
-  it('rolls every Deployment on a helm upgrade (new image tag and a changed value) without losing mail', async () => {
-    const values = join(cluster.dir, 'values.yaml');
-    const running = load(RUN);
-    const upgrade = await cluster.helm(
-      [
-        'upgrade',
-        RELEASE,
-        CHART,
-        '-n',
-        NS,
-        '-f',
-        values,
-        '--set',
-        `image.tag=${UPGRADE_TAG}`,
-        '--set',
-        'logLevel=debug',
-        '--wait',
-        '--timeout',
-        '10m',
-      ],
-      660_000,
-    );
-    assert.equal(upgrade.code, 0, `${upgrade.stderr}\n${await diagnostics()}`);
-    const result = await running;
-    await everyAcceptedArrives('helm upgrade', result);
-    const images = (await pods())
-      .filter((p) => p.metadata.labels['app.kubernetes.io/component'] !== 'nats')
-      .flatMap((p) => (p.status.containerStatuses ?? []).map((c) => c.image));
-    assert.ok(
-      images.length > 0 && images.every((i) => i.endsWith(`:${UPGRADE_TAG}`)),
-      `every Postern pod runs the new image: ${images}`,
-    );
-  });
+  step(
+    'rolls every Deployment on a helm upgrade (new image tag and a changed value) without losing mail',
+    async () => {
+      const values = join(cluster.dir, 'values.yaml');
+      const running = load(RUN);
+      const upgrade = await cluster.helm(
+        [
+          'upgrade',
+          RELEASE,
+          CHART,
+          '-n',
+          NS,
+          '-f',
+          values,
+          '--set',
+          `image.tag=${UPGRADE_TAG}`,
+          '--set',
+          'logLevel=debug',
+          '--wait',
+          '--timeout',
+          '10m',
+        ],
+        660_000,
+      );
+      assert.equal(upgrade.code, 0, `${upgrade.stderr}\n${await diagnostics()}`);
+      const result = await running;
+      await everyAcceptedArrives('helm upgrade', result);
+      const images = (await pods())
+        .filter((p) => p.metadata.labels['app.kubernetes.io/component'] !== 'nats')
+        .flatMap((p) => (p.status.containerStatuses ?? []).map((c) => c.image));
+      assert.ok(
+        images.length > 0 && images.every((i) => i.endsWith(`:${UPGRADE_TAG}`)),
+        `every Postern pod runs the new image: ${images}`,
+      );
+    },
+  );
 
-  it('drains a delivery pod that is terminated in the middle of a long SMTP transaction', async () => {
+  step('drains a delivery pod that is terminated in the middle of a long SMTP transaction', async () => {
     const inFlight = new Map<string, number>();
     relaySinkOpts.onMail = (_from, session) => {
       inFlight.set(session.remoteAddress, (inFlight.get(session.remoteAddress) ?? 0) + 1);
@@ -384,7 +434,7 @@ describe('Postern on a real Kubernetes node', () => {
     const busy = await eventually(
       'a delivery pod in the middle of a transaction',
       async () => {
-        const ps = (await pods('delivery')).filter(ready);
+        const ps = (await pods('delivery-default')).filter(ready);
         return ps.find((p) => inFlight.has(p.status.podIP ?? ''));
       },
       120_000,
@@ -393,82 +443,94 @@ describe('Postern on a real Kubernetes node', () => {
     relaySinkOpts.delayMs = 0;
     relaySinkOpts.onMail = undefined;
     const duplicates = await everyAcceptedArrives('drain', result);
-    const fromBusy = relaySink.messages.filter((m) => m.remoteAddress === busy.status.podIP).length;
+    const fromBusy = relaySink.messages.filter(
+      (m) => m.remoteAddress === busy.status.podIP && result.accepted.has(testIdOf(m.raw) ?? ''),
+    ).length;
     console.log(
       `drain: ${fromBusy} messages completed by the terminating pod ${busy.metadata.name}, duplicates ${duplicates}`,
     );
     assert.ok(fromBusy > 0, 'the terminating pod finished its transaction instead of dropping it');
   });
 
-  it('is scraped by Prometheus through kubernetes_sd_configs and every dashboard query returns data', async () => {
-    // Traffic for every kind of panel: delivered, deferred, bounced, and a refused sender.
-    for (const to of ['ok@far.postern.test', 'gone@far.postern.test', 'later@far.postern.test']) {
-      const r = await swaks(['--server', `${cluster.nodeIp}:${smtpNodePort}`, '--from', SENDER, '--to', to]);
-      assert.equal(r.code, 0, r.transcript);
-    }
-    await swaks([
-      '--server',
-      `${cluster.nodeIp}:${smtpNodePort}`,
-      '--from',
-      'x@not-allowed.postern.test',
-      '--to',
-      'y@far.postern.test',
-      '--quit-after',
-      'RCPT',
-    ]);
-    const port = await freePort();
-    const api = `http://127.0.0.1:${port}`;
-    const token = cluster.adminToken;
-    cluster.writeFile(join(cluster.dir, 'prometheus', 'token'), token);
-    cluster.writeFile(
-      join(cluster.dir, 'prometheus', 'prometheus.yml'),
-      prometheusConfig(cluster, join(cluster.dir, 'prometheus', 'token')),
-    );
-    prometheus = spawn(
-      'prometheus',
-      [
-        `--config.file=${join(cluster.dir, 'prometheus', 'prometheus.yml')}`,
-        `--storage.tsdb.path=${join(cluster.dir, 'prometheus', 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-      ],
-      { stdio: 'ignore' },
-    );
-    const query = async (expr: string) => {
-      const res = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(expr)}`);
-      return (await res.json()) as { status: string; error?: string; data?: { result: unknown[] } };
-    };
-    const postern = (await pods()).filter(
-      (p) => p.metadata.labels['app.kubernetes.io/component'] !== 'nats' && ready(p),
-    );
-    await eventually(
-      'every Postern pod scraped and up',
-      async () => {
-        const r = await query(`up{namespace="${NS}"}`).catch(() => undefined);
-        const series = (r?.data?.result ?? []) as { value: [number, string] }[];
-        return series.length >= postern.length && series.every((s) => s.value[1] === '1');
-      },
-      120_000,
-    );
-    const dashboard = JSON.parse(readFileSync(join(CHART, 'dashboards/postern.json'), 'utf8')) as {
-      panels: { title: string; targets?: { expr: string }[] }[];
-    };
-    const queries = dashboard.panels.flatMap((p) =>
-      (p.targets ?? []).map((t) => ({
-        title: p.title,
-        expr: t.expr.replaceAll('$namespace', NS).replaceAll('$__rate_interval', '2m'),
-      })),
-    );
-    assert.ok(queries.length > 10);
-    for (const q of queries) {
-      await eventually(
-        `dashboard panel "${q.title}" returns data: ${q.expr}`,
-        async () => ((await query(q.expr)).data?.result.length ?? 0) > 0,
-        180_000,
+  step(
+    'is scraped by Prometheus through kubernetes_sd_configs and every dashboard query returns data',
+    async () => {
+      // Traffic for every kind of panel: delivered, deferred, bounced, and a refused sender.
+      for (const to of ['ok@far.postern.test', 'gone@far.postern.test', 'later@far.postern.test']) {
+        const r = await swaks([
+          '--server',
+          `${cluster.nodeIp}:${smtpNodePort}`,
+          '--from',
+          SENDER,
+          '--to',
+          to,
+        ]);
+        assert.equal(r.code, 0, r.transcript);
+      }
+      await swaks([
+        '--server',
+        `${cluster.nodeIp}:${smtpNodePort}`,
+        '--from',
+        'x@not-allowed.postern.test',
+        '--to',
+        'y@far.postern.test',
+        '--quit-after',
+        'RCPT',
+      ]);
+      const port = await freePort();
+      const api = `http://127.0.0.1:${port}`;
+      const token = cluster.adminToken;
+      cluster.writeFile(join(cluster.dir, 'prometheus', 'token'), token);
+      cluster.writeFile(
+        join(cluster.dir, 'prometheus', 'prometheus.yml'),
+        prometheusConfig(cluster, join(cluster.dir, 'prometheus', 'token')),
       );
-    }
-  });
+      prometheus = spawn(
+        findPrometheus(),
+        [
+          `--config.file=${join(cluster.dir, 'prometheus', 'prometheus.yml')}`,
+          `--storage.tsdb.path=${join(cluster.dir, 'prometheus', 'data')}`,
+          `--web.listen-address=127.0.0.1:${port}`,
+        ],
+        { stdio: 'ignore' },
+      );
+      const query = async (expr: string) => {
+        const res = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(expr)}`);
+        return (await res.json()) as { status: string; error?: string; data?: { result: unknown[] } };
+      };
+      const postern = (await pods()).filter(
+        (p) => p.metadata.labels['app.kubernetes.io/component'] !== 'nats' && ready(p),
+      );
+      await eventually(
+        'every Postern pod scraped and up',
+        async () => {
+          const r = await query(`up{namespace="${NS}"}`).catch(() => undefined);
+          const series = (r?.data?.result ?? []) as { value: [number, string] }[];
+          return series.length >= postern.length && series.every((s) => s.value[1] === '1');
+        },
+        120_000,
+      );
+      const dashboard = JSON.parse(readFileSync(join(CHART, 'dashboards/postern.json'), 'utf8')) as {
+        panels: { title: string; targets?: { expr: string }[] }[];
+      };
+      const queries = dashboard.panels.flatMap((p) =>
+        (p.targets ?? []).map((t) => ({
+          title: p.title,
+          expr: t.expr.replaceAll('$namespace', NS).replaceAll('$__rate_interval', '2m'),
+        })),
+      );
+      assert.ok(queries.length > 10);
+      for (const q of queries) {
+        await eventually(
+          `dashboard panel "${q.title}" returns data: ${q.expr}`,
+          async () => ((await query(q.expr)).data?.result.length ?? 0) > 0,
+          180_000,
+        );
+      }
+    },
+  );
 
-  it('uninstalls with helm, and the namespace then deletes (no finalizer left behind)', async () => {
+  step('uninstalls with helm, and the namespace then deletes (no finalizer left behind)', async () => {
     const r = await cluster.helm(['uninstall', RELEASE, '-n', NS, '--wait', '--timeout', '5m'], 360_000);
     assert.equal(r.code, 0, r.stderr);
     const del = await cluster.kubectl(['delete', 'namespace', NS, '--timeout=180s'], { timeoutMs: 200_000 });
@@ -487,6 +549,9 @@ nats:
     fileStorage:
       size: 1Gi
       storageClassName: local-static
+  # hostPath volumes ignore fsGroup: let the chart hand them to the NATS user.
+  volumePermissions:
+    enabled: true
 ingress:
   service:
     type: NodePort
@@ -497,6 +562,10 @@ delivery:
       minReplicas: 1
       maxReplicas: 3
       targetPerReplica: 50
+    - name: bulk
+      minReplicas: 0
+      maxReplicas: 1
+      targetPerReplica: 10
 `;
   }
 
@@ -526,6 +595,17 @@ spec:
   clients: { networks: [${cluster.hostIp}/32] }
   senders: { domains: [sender.postern.test] }
   delivery:
+    smarthost: { host: ${cluster.hostIp}, port: ${relaySink.port}, tls: none }
+    retry: { schedule: [2s, 5s], maxLifetime: 1h }
+---
+apiVersion: postern.dev/v1alpha1
+kind: RelayPolicy
+metadata: { name: bulk }
+spec:
+  clients: { networks: [${cluster.hostIp}/32] }
+  senders: { domains: [bulk.postern.test] }
+  delivery:
+    pool: bulk
     smarthost: { host: ${cluster.hostIp}, port: ${relaySink.port}, tls: none }
     retry: { schedule: [2s, 5s], maxLifetime: 1h }
 `;

@@ -49,6 +49,8 @@ export async function sendLoad(opts: {
   from: string;
   to: (i: number) => string;
   tries?: number;
+  /** Prefix of the X-Test-Id values (`<prefix>-<i>`), to tell runs against one sink apart. Default 'load'. */
+  idPrefix?: string;
   onAccepted?: (n: number) => void;
 }): Promise<LoadResult> {
   const result: LoadResult = { accepted: new Set(), notAccepted: new Set(), tempFailures: 0 };
@@ -58,7 +60,7 @@ export async function sendLoad(opts: {
     for (;;) {
       const i = next++;
       if (i >= opts.count) break;
-      const id = `load-${i}`;
+      const id = `${opts.idPrefix ?? 'load'}-${i}`;
       const raw = `From: <${opts.from}>\r\nTo: <${opts.to(i)}>\r\nSubject: load ${i}\r\nX-Test-Id: ${id}\r\n\r\nmessage ${i}\r\n`;
       let ok = false;
       for (let attempt = 0; attempt < (opts.tries ?? 20) && !ok; attempt++) {
