@@ -2,7 +2,7 @@
  * `postern destinations list|suspend|resume`: the cluster-wide state of delivery sites over the queue admin API
  * (services/queue/admin-sites.ts). `list` prints a table (`--json` for the raw records).
  */
-import { QueueClientError } from './queue-client.ts';
+import { callAdmin, QueueClientError } from './queue-client.ts';
 
 interface SiteView {
   site: string;
@@ -16,18 +16,6 @@ interface SiteView {
   suspendedUntil?: string;
   suspendedBy?: string;
   lastReply?: string;
-}
-
-async function call(base: string, method: string, path: string): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(new URL(path, base), { method });
-  } catch (err) {
-    throw new QueueClientError(`cannot reach the queue admin API at ${base}: ${(err as Error).message}`);
-  }
-  const body = (await res.json().catch(() => ({}))) as { error?: string };
-  if (!res.ok) throw new QueueClientError(body.error ?? `${method} ${path}: HTTP ${res.status}`);
-  return body;
 }
 
 const LIMIT_NAMES: Record<string, string> = {
@@ -78,19 +66,19 @@ export async function destinationsCommand(
   };
   switch (action) {
     case 'list': {
-      const sites = (await call(base, 'GET', '/sites')) as SiteView[];
+      const sites = (await callAdmin(base, 'GET', '/sites')) as SiteView[];
       return opts.json ? `${JSON.stringify(sites, null, 2)}\n` : formatSites(sites);
     }
     case 'suspend': {
       const q = opts.for ? `?for=${encodeURIComponent(opts.for)}` : '';
-      const r = (await call(base, 'POST', `/sites/${need()}/suspend${q}`)) as {
+      const r = (await callAdmin(base, 'POST', `/sites/${need()}/suspend${q}`)) as {
         suspended: string;
         until: string;
       };
       return `suspended ${r.suspended} until ${r.until}\n`;
     }
     case 'resume': {
-      const r = (await call(base, 'POST', `/sites/${need()}/resume`)) as {
+      const r = (await callAdmin(base, 'POST', `/sites/${need()}/resume`)) as {
         resumed: string;
         changed: boolean;
       };

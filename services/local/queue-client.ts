@@ -21,7 +21,8 @@ import { formatQueueSummary } from './queue-summary-format.ts';
 
 export class QueueClientError extends Error {}
 
-async function call(base: string, method: string, path: string): Promise<unknown> {
+/** One request to the queue admin API; its error text (or the HTTP status) becomes a QueueClientError. */
+export async function callAdmin(base: string, method: string, path: string): Promise<unknown> {
   let res: Response;
   try {
     res = await fetch(new URL(path, base), { method });
@@ -69,28 +70,28 @@ export async function queueCommand(
   switch (action) {
     case 'list': {
       const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v) as [string, string][]);
-      return formatQueue((await call(base, 'GET', `/queue?${q}`)) as QueueEntry[]);
+      return formatQueue((await callAdmin(base, 'GET', `/queue?${q}`)) as QueueEntry[]);
     }
     case 'summary': {
       const q = new URLSearchParams(filter.status ? { status: filter.status } : {});
-      const summary = (await call(base, 'GET', `/queue/summary?${q}`)) as QueueSummary;
+      const summary = (await callAdmin(base, 'GET', `/queue/summary?${q}`)) as QueueSummary;
       return filter.json ? `${JSON.stringify(summary, null, 2)}\n` : formatQueueSummary(summary);
     }
     case 'show':
-      return `${JSON.stringify(await call(base, 'GET', `/queue/${needId()}`), null, 2)}\n`;
+      return `${JSON.stringify(await callAdmin(base, 'GET', `/queue/${needId()}`), null, 2)}\n`;
     case 'delete':
-      await call(base, 'DELETE', `/queue/${needId()}`);
+      await callAdmin(base, 'DELETE', `/queue/${needId()}`);
       return `deleted ${arg}\n`;
     case 'retry': {
-      const r = (await call(base, 'POST', `/queue/${needId()}/retry`)) as { retried: unknown };
+      const r = (await callAdmin(base, 'POST', `/queue/${needId()}/retry`)) as { retried: unknown };
       return `retrying ${arg}: ${JSON.stringify(r.retried)}\n`;
     }
     case 'hold': {
-      const r = (await call(base, 'POST', `/queue/${needId()}/hold`)) as { held: unknown };
+      const r = (await callAdmin(base, 'POST', `/queue/${needId()}/hold`)) as { held: unknown };
       return `on hold ${arg}: ${JSON.stringify(r.held)}\n`;
     }
     case 'release': {
-      const r = (await call(base, 'POST', `/queue/${needId()}/release`)) as { released: unknown };
+      const r = (await callAdmin(base, 'POST', `/queue/${needId()}/release`)) as { released: unknown };
       return `released ${arg}: ${JSON.stringify(r.released)}\n`;
     }
     default:

@@ -134,6 +134,10 @@ describe('Postern on a real Kubernetes node', () => {
     assert.equal(ctr.code, 0, ctr.stderr);
   };
 
+  /** swaks through the ingress NodePort, as a client outside the cluster. */
+  const smtp = (from: string, to: string, ...extra: string[]) =>
+    swaks(['--server', `${cluster.nodeIp}:${smtpNodePort}`, '--from', from, '--to', to, ...extra]);
+
   before(async () => {
     cluster = await startCluster({ imageTags: [APP_VERSION, UPGRADE_TAG] });
     relaySinkOpts.host = cluster.hostIp;
@@ -227,42 +231,25 @@ describe('Postern on a real Kubernetes node', () => {
       const relayed = await eventually(
         'relay through the NodePort (the policy allows this machine by address: the client address survives)',
         async () => {
-          const r = await swaks([
-            '--server',
-            `${cluster.nodeIp}:${smtpNodePort}`,
-            '--from',
-            SENDER,
-            '--to',
-            'someone@far.postern.test',
-            '--header',
-            'X-Test-Id: relay-1',
-          ]);
+          const r = await smtp(SENDER, 'someone@far.postern.test', '--header', 'X-Test-Id: relay-1');
           return r.code === 0 && r;
         },
         120_000,
       );
       assert.match(relayed.replies.at(-2) ?? '', /^250/);
-      const inbound = await swaks([
-        '--server',
-        `${cluster.nodeIp}:${smtpNodePort}`,
-        '--from',
+      const inbound = await smtp(
         'someone@elsewhere.postern.test',
-        '--to',
         `alice@${INBOUND_DOMAIN}`,
         '--header',
         'X-Test-Id: inbound-1',
-      ]);
+      );
       assert.equal(inbound.code, 0, inbound.transcript);
-      const unknown = await swaks([
-        '--server',
-        `${cluster.nodeIp}:${smtpNodePort}`,
-        '--from',
+      const unknown = await smtp(
         'someone@elsewhere.postern.test',
-        '--to',
         `nobody@${INBOUND_DOMAIN}`,
         '--quit-after',
         'RCPT',
-      ]);
+      );
       assert.ok(
         unknown.replies.some((l) => /^550 5\.1\.1/.test(l)),
         unknown.transcript,
@@ -457,26 +444,10 @@ describe('Postern on a real Kubernetes node', () => {
     async () => {
       // Traffic for every kind of panel: delivered, deferred, bounced, and a refused sender.
       for (const to of ['ok@far.postern.test', 'gone@far.postern.test', 'later@far.postern.test']) {
-        const r = await swaks([
-          '--server',
-          `${cluster.nodeIp}:${smtpNodePort}`,
-          '--from',
-          SENDER,
-          '--to',
-          to,
-        ]);
+        const r = await smtp(SENDER, to);
         assert.equal(r.code, 0, r.transcript);
       }
-      await swaks([
-        '--server',
-        `${cluster.nodeIp}:${smtpNodePort}`,
-        '--from',
-        'x@not-allowed.postern.test',
-        '--to',
-        'y@far.postern.test',
-        '--quit-after',
-        'RCPT',
-      ]);
+      await smtp('x@not-allowed.postern.test', 'y@far.postern.test', '--quit-after', 'RCPT');
       const port = await freePort();
       const api = `http://127.0.0.1:${port}`;
       const token = cluster.adminToken;

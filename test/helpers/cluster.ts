@@ -6,7 +6,7 @@
  * test fails (after hooks) and from scripts/test.sh's exit trap.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,6 +109,7 @@ export async function startCluster(opts: { imageTags: string[] }): Promise<Clust
   const up = await run('bash', [join(ROOT, 'scripts/cluster/up.sh'), ...archives], { timeoutMs: 900_000 });
   if (up.code !== 0) {
     await down();
+    if (!process.env['POSTERN_IMAGES_DIR']) rmSync(imagesDir, { recursive: true, force: true });
     throw new Error(`cluster bring-up failed:\n${up.stderr.slice(-6000)}`);
   }
   const out = (k: string) => new RegExp(`^${k}=(.+)$`, 'm').exec(up.stdout)?.[1] ?? '';
@@ -159,6 +160,7 @@ export async function startCluster(opts: { imageTags: string[] }): Promise<Clust
     },
     async stop() {
       await down();
+      if (!process.env['POSTERN_IMAGES_DIR']) rmSync(imagesDir, { recursive: true, force: true });
     },
   };
 }
