@@ -260,6 +260,19 @@ describe('the Helm chart', () => {
     assert.equal(sts?.spec?.template.spec?.securityContext?.runAsUser, 1000);
   });
 
+  it('switches TLS-RPT reports on for every delivery pool from delivery.tlsReports', () => {
+    const pools = (set: string[]) =>
+      byKind<V1Deployment>(renderChart(helm, { set }), 'Deployment').filter((d) => envOf(d, 'POSTERN_POOL'));
+    const on = pools(['delivery.tlsReports.enabled=true', 'delivery.tlsReports.contact=tls@example.org']);
+    assert.ok(on.length > 0);
+    for (const d of on) {
+      assert.equal(envOf(d, 'POSTERN_TLSRPT_ENABLED'), 'true');
+      assert.equal(envOf(d, 'POSTERN_TLSRPT_PERIOD'), '1d');
+      assert.equal(envOf(d, 'POSTERN_TLSRPT_CONTACT'), 'tls@example.org');
+    }
+    for (const d of pools([])) assert.equal(envOf(d, 'POSTERN_TLSRPT_ENABLED'), undefined, 'off by default');
+  });
+
   it('rejects invalid values through values.schema.json with a message naming the field', () => {
     const cases: [string, object, RegExp][] = [
       ['negative replicas', { ingress: { replicas: -1 } }, /ingress\/replicas.*minimum/],
