@@ -2,7 +2,8 @@
 /**
  * The `postern` command line.
  *   postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--ingress N]
- *                 [--delivery N] [--nats-port N] [--nats-sync always|default] [--admin-port N] [--metrics-base-port N]
+ *                 [--delivery N] [--nats-port N] [--nats-sync always|default] [--nats-cluster N] [--admin-port N]
+ *                 [--metrics-base-port N]
  *   postern apply -f FILE [--data-dir DIR | --nats URL]
  *   postern validate -f FILE
  *   postern queue list|summary|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--status S] [--json] [--data-dir DIR | --admin URL]
@@ -18,7 +19,7 @@ import { QueueClientError, queueCommand } from '../services/local/queue-client.t
 
 const USAGE = `usage:
   postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--ingress N] [--delivery N]
-                [--nats-port N] [--nats-sync always|default] [--admin-port N] [--metrics-base-port N]
+                [--nats-port N] [--nats-sync always|default] [--nats-cluster N] [--admin-port N] [--metrics-base-port N]
   postern apply -f FILE [--data-dir DIR | --nats URL]
   postern validate -f FILE
   postern queue list|summary|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--status S] [--json] [--data-dir DIR | --admin URL]`;
@@ -48,6 +49,7 @@ async function local(args: string[]) {
       delivery: { type: 'string' },
       'nats-port': { type: 'string' },
       'nats-sync': { type: 'string', default: 'default' },
+      'nats-cluster': { type: 'string', default: '1' },
       'admin-port': { type: 'string' },
       'metrics-base-port': { type: 'string' },
     },
@@ -56,6 +58,11 @@ async function local(args: string[]) {
   const natsSync = values['nats-sync'];
   if (natsSync !== 'always' && natsSync !== 'default')
     fail(`--nats-sync must be always or default (got "${natsSync}")`);
+  const natsCluster = Number(values['nats-cluster']);
+  if (!Number.isInteger(natsCluster) || natsCluster < 1 || natsCluster === 2 || natsCluster > 9)
+    fail(
+      `--nats-cluster must be 1 or 3..9 nodes (got "${values['nats-cluster']}"); JetStream needs a majority`,
+    );
   const say = (obj: Record<string, unknown>) =>
     process.stdout.write(`${JSON.stringify({ time: Date.now(), service: 'postern', ...obj })}\n`);
   const handle = await startLocal({
@@ -68,12 +75,17 @@ async function local(args: string[]) {
     deliveryProcesses: int(values.delivery, 'delivery'),
     natsPort: int(values['nats-port'], 'nats-port'),
     natsSync,
+    natsCluster,
     adminPort: int(values['admin-port'], 'admin-port'),
     metricsBasePort: int(values['metrics-base-port'], 'metrics-base-port'),
     onLine: (_name, line) => process.stdout.write(`${line}\n`),
     passthrough: { out: process.stdout, err: process.stderr },
   });
   handle.supervisor.on('restart', (name) => say({ msg: 'restarting service', child: name }));
+  handle.natsSupervisor.on('exit', (name, code, signal) =>
+    say({ msg: 'nats-server exited; restarting', node: name, code, signal }),
+  );
+  handle.natsSupervisor.on('restart', (name) => say({ msg: 'nats-server restarted', node: name }));
   say({
     msg: 'postern ready',
     smtp: `${values.host}:${handle.smtpPort}`,

@@ -7,8 +7,10 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_POOL, type PolicyConfig } from '../common/config/resolved.ts';
 import { connectNats, ensureTopology } from '../common/nats.ts';
+import { retryUntilDone } from '../common/retry.ts';
+import { createLogger } from '../common/telemetry.ts';
 import { loadConfigFile, resolveConfigText, writeConfig } from './config-file.ts';
-import { type NatsServerHandle, startNatsServer } from './nats-server.ts';
+import { type NatsNode, NatsSupervisor } from './nats-supervisor.ts';
 import { type ChildSpec, Supervisor } from './supervisor.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -22,6 +24,8 @@ export interface LocalOptions {
   smtpPort?: number;
   submissionPort?: number;
   natsPort?: number;
+  /** nats-server nodes: 1 (default) or a JetStream cluster of N on loopback with every stream at R N (N ≥ 3). */
+  natsCluster?: number;
   /** `always`: fsync every JetStream write before the PubAck (see startNatsServer). */
   natsSync?: 'always' | 'default';
   adminPort?: number;
@@ -37,8 +41,11 @@ export interface LocalOptions {
 }
 
 export interface LocalHandle {
+  /** Every node's client URL, comma-separated. */
   natsUrl: string;
-  nats: NatsServerHandle;
+  /** The first nats-server node (the only one without --nats-cluster); `stop()` stops it for good. */
+  nats: NatsNode;
+  natsSupervisor: NatsSupervisor;
   supervisor: Supervisor;
   smtpPort: number;
   submissionPort: number;
@@ -58,17 +65,34 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
   const entries =
     opts.configText !== undefined ? resolveConfigText(opts.configText) : loadConfigFile(opts.configPath!);
   mkdirSync(opts.dataDir, { recursive: true });
-  const nats = await startNatsServer({
-    storeDir: join(opts.dataDir, 'nats'),
+  const natsNodes = opts.natsCluster ?? 1;
+  if (!Number.isInteger(natsNodes) || natsNodes < 1 || natsNodes === 2)
+    throw new Error(`natsCluster must be 1 or at least 3 (got ${natsNodes}): JetStream needs a majority`);
+  const natsSupervisor = await NatsSupervisor.start({
+    dataDir: opts.dataDir,
     host,
+    nodes: natsNodes,
     sync: opts.natsSync ?? 'default',
     ...(opts.natsPort ? { port: opts.natsPort } : {}),
   });
+  const nats = natsSupervisor.nodes[0]!;
+  const natsUrl = natsSupervisor.url;
+  const replicas = Math.min(natsNodes, 3);
+  if (opts.onLine) {
+    const say = opts.onLine;
+    natsSupervisor.on('exit', (name, code, signal) => say(name, `exited (${code ?? signal}); restarting`));
+    natsSupervisor.on('restart', (name) => say(name, 'restarted on the same port and store'));
+    natsSupervisor.on('restart-failed', (name, err: Error) => say(name, `restart failed: ${err.message}`));
+  }
   const supervisor = new Supervisor(opts.passthrough);
   if (opts.onLine) supervisor.on('line', opts.onLine);
   try {
-    const nc = await connectNats(nats.url, 'postern-local');
-    await ensureTopology(nc, 1);
+    const nc = await connectNats(natsUrl, 'postern-local');
+    // A fresh cluster elects its JetStream meta leader after "Server is ready": retry until streams can be made.
+    await retryUntilDone('JetStream streams and buckets', () => ensureTopology(nc, replicas), {
+      logger: createLogger('local', 'error'),
+      initialDelayMs: 250,
+    });
     await writeConfig(nc, entries, true);
     await nc.close();
 
@@ -80,8 +104,8 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
     let metricsPort = opts.metricsBasePort ?? 0;
     const nextMetricsPort = () => String(metricsPort === 0 ? 0 : metricsPort++);
     const common = {
-      NATS_URL: nats.url,
-      POSTERN_STREAM_REPLICAS: '1',
+      NATS_URL: natsUrl,
+      POSTERN_STREAM_REPLICAS: String(replicas),
       POSTERN_METRICS_HOST: host,
       POSTERN_HOSTNAME: process.env['POSTERN_HOSTNAME'] ?? 'localhost',
       ...opts.env,
@@ -152,29 +176,28 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       }
     }
 
-    const pids: Record<string, number> = { 'nats-server': nats.process.pid! };
+    const pids: Record<string, number> = {};
+    for (const node of natsSupervisor.nodes) pids[node.name] = node.process.pid!;
     for (const [name, c] of supervisor.children) pids[name] = c.process.pid!;
     writeFileSync(join(opts.dataDir, 'pids.json'), `${JSON.stringify(pids, null, 2)}\n`);
-    writeFileSync(
-      join(opts.dataDir, 'state.json'),
-      `${JSON.stringify({ natsUrl: nats.url, adminPort }, null, 2)}\n`,
-    );
+    writeFileSync(join(opts.dataDir, 'state.json'), `${JSON.stringify({ natsUrl, adminPort }, null, 2)}\n`);
 
     return {
-      natsUrl: nats.url,
+      natsUrl,
       nats,
+      natsSupervisor,
       supervisor,
       smtpPort,
       submissionPort,
       adminPort,
       async stop() {
         await supervisor.stopAll();
-        await nats.stop();
+        await natsSupervisor.stop();
       },
     };
   } catch (err) {
     await supervisor.stopAll();
-    await nats.stop();
+    await natsSupervisor.stop();
     throw err;
   }
 }

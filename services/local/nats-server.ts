@@ -44,6 +44,29 @@ function jetstreamArgs(storeDir: string, sync: 'always' | 'default'): string[] {
 
 export { freePort };
 
+export interface ClusterMember {
+  /** Unique server name (JetStream clustering requires one per node). */
+  serverName: string;
+  clusterName: string;
+  /** Route port of this node. */
+  clusterPort: number;
+  /** Route ports of the other members, on the same host. */
+  peers: number[];
+}
+
+function clusterArgs(host: string, c: ClusterMember): string[] {
+  return [
+    '-n',
+    c.serverName,
+    '--cluster_name',
+    c.clusterName,
+    '--cluster',
+    `nats://${host}:${c.clusterPort}`,
+    '--routes',
+    c.peers.map((p) => `nats://${host}:${p}`).join(','),
+  ];
+}
+
 export interface NatsServerHandle {
   url: string;
   port: number;
@@ -65,6 +88,8 @@ export async function startNatsServer(opts: {
    * a process crash loses nothing, the page cache survives it; in a cluster, R3 replication covers node loss).
    */
   sync?: 'always' | 'default';
+  /** Member of a JetStream cluster (local mode's `--nats-cluster N`): routes to the other members. */
+  cluster?: ClusterMember;
 }): Promise<NatsServerHandle> {
   const bin = findNatsServer();
   const host = opts.host ?? '127.0.0.1';
@@ -83,6 +108,7 @@ export async function startNatsServer(opts: {
       '--http_port',
       '0',
       ...jetstreamArgs(opts.storeDir, opts.sync ?? 'default'),
+      ...(opts.cluster ? clusterArgs(host, opts.cluster) : []),
     ],
     {
       stdio: ['ignore', opts.logTo ?? 'ignore', opts.logTo ?? 'pipe'],

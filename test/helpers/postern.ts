@@ -18,6 +18,8 @@ export async function startPostern(opts: {
   config: string;
   env?: Record<string, string>;
   deliveryProcesses?: number;
+  /** nats-server nodes (local mode's --nats-cluster). */
+  natsCluster?: number;
 }): Promise<TestPostern> {
   const dataDir = mkdtempSync(join(tmpdir(), 'postern-e2e-'));
   const logs: string[] = [];
@@ -29,6 +31,7 @@ export async function startPostern(opts: {
     submissionPort: 0,
     env: { LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info', ...opts.env },
     ...(opts.deliveryProcesses ? { deliveryProcesses: opts.deliveryProcesses } : {}),
+    ...(opts.natsCluster ? { natsCluster: opts.natsCluster } : {}),
     onLine: (name, line) => {
       logs.push(`${name}: ${line}`);
       if (logs.length > 5000) logs.shift();
