@@ -24,6 +24,7 @@ export const STREAMS = {
   events: 'EVENTS',
   bodies: 'BODIES',
   clientRate: 'CLIENT_RATE',
+  authFailures: 'AUTH_FAILURES',
 } as const;
 
 export const SUBJECTS = {
@@ -38,6 +39,9 @@ export const SUBJECTS = {
   body: (messageId: string) => `mail.body.${subjectToken(messageId)}`,
   /** One counter per client (hashed) per one-minute window: services/ingress/client-rate.ts. */
   clientRate: (window: number, clientHash: string) => `rate.client.${window}.${clientHash}`,
+  /** Failed AUTHs per client IP or user name (hashed) per lockout window: services/ingress/auth-lockout.ts. */
+  authFailure: (kind: 'ip' | 'user', seconds: number, window: number, keyHash: string) =>
+    `auth.fail.${kind}.${seconds}.${window}.${keyHash}`,
 } as const;
 
 export const BODY_BUCKET = 'bodies';
@@ -128,6 +132,19 @@ export async function ensureTopology(nc: NatsConnection, replicas = 1): Promise<
     allow_direct: true,
     max_msgs_per_subject: 1,
     max_age: nanos(3 * 60_000),
+    discard: DiscardPolicy.Old,
+  });
+  // Failed AUTHs per IP and per user, counted like CLIENT_RATE; a lockout window is at most 12 h
+  // (settings.ts), so 25 h keeps the previous window of every key.
+  await ensureStream(jsm, {
+    ...common,
+    name: STREAMS.authFailures,
+    subjects: ['auth.fail.>'],
+    retention: RetentionPolicy.Limits,
+    allow_msg_counter: true,
+    allow_direct: true,
+    max_msgs_per_subject: 1,
+    max_age: nanos(25 * 3_600_000),
     discard: DiscardPolicy.Old,
   });
   const kvm = new Kvm(nc);

@@ -27,6 +27,8 @@ export interface ConnectionHookEvents {
   closed(): void;
   /** A command refused by a hook (metric reason label). */
   refused(reason: string): void;
+  /** More hooks for a new connection, after ours (session-limits.ts); returns its cleanup for the close. */
+  perConnection?(conn: unknown): () => void;
 }
 
 function sendReply(conn: HookableConnection, r: SmtpReply): void {
@@ -64,17 +66,23 @@ function hook(conn: HookableConnection, events: ConnectionHookEvents): void {
 
 /** Replaces the server's connection set with one that hooks each connection as it is registered. */
 export function installConnectionHooks(server: SMTPServer, events: ConnectionHookEvents): void {
+  const cleanups = new WeakMap<object, () => void>();
   class HookedSet extends Set<unknown> {
     override add(conn: unknown): this {
       if (!this.has(conn)) {
         hook(conn as HookableConnection, events);
+        const cleanup = events.perConnection?.(conn);
+        if (cleanup) cleanups.set(conn as object, cleanup);
         events.opened();
       }
       return super.add(conn);
     }
     override delete(conn: unknown): boolean {
       const removed = super.delete(conn);
-      if (removed) events.closed();
+      if (removed) {
+        cleanups.get(conn as object)?.();
+        events.closed();
+      }
       return removed;
     }
   }

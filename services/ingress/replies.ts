@@ -35,6 +35,22 @@ export const REPLIES = {
   tempFail: reply(451, '4.3.0', 'Temporary failure, try again later'),
   authRequired: reply(530, '5.7.0', 'Authentication required'),
   authFailed: reply(535, '5.7.8', 'Authentication credentials invalid'),
+  // Abuse limits (session-limits.ts, auth-lockout.ts); 421 closes the session (RFC 5321 §3.8).
+  /** RFC 3463 §3.8: 4.7.0 security or policy status — Postfix's anvil reply for the per-client limit. */
+  tooManyConnectionsFromIp: reply(421, '4.7.0', 'Too many connections from your address, try again later'),
+  /** RFC 3463 §3.5: 4.3.2 system not accepting network messages. */
+  tooManyConnections: reply(421, '4.3.2', 'Too many connections, try again later'),
+  /** RFC 3463 §3.5: 4.4.2 bad connection — Postfix's smtpd_timeout reply. */
+  idleTimeout: reply(421, '4.4.2', 'Error: timeout exceeded'),
+  commandTimeout: reply(421, '4.4.2', 'Error: command line not completed in time'),
+  sessionTimeout: reply(421, '4.4.2', 'Error: session time limit exceeded'),
+  /** Postfix smtpd_hard_error_limit. */
+  tooManyErrors: reply(421, '4.7.0', 'Error: too many errors'),
+  /** Postfix smtpd_junk_command_limit (NOOP, VRFY, RSET, … without AUTH). */
+  tooManyJunkCommands: reply(421, '4.7.0', 'Error: too many junk commands'),
+  tooManyUnauthenticatedCommands: reply(421, '4.7.0', 'Error: too many commands without authentication'),
+  /** RFC 4954 §6: 454 4.7.0 temporary authentication failure; the session stays open. */
+  authLockedOut: reply(454, '4.7.0', 'Too many failed authentications, try again later'),
   queued: (id: string) => reply(250, '2.0.0', `Ok: queued as ${id}`),
 } as const;
 

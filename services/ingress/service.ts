@@ -7,9 +7,11 @@ import type { Registry } from 'prom-client';
 import type { SMTPServer } from 'smtp-server';
 import type { ConfigStore } from '../common/config/store.ts';
 import type { Logger } from '../common/telemetry.ts';
+import { AuthLockout } from './auth-lockout.ts';
 import { ClientRateLimiter } from './client-rate.ts';
 import { createIngressMetrics } from './metrics.ts';
-import type { IngressSettings, ListenerMode } from './settings.ts';
+import { ConnectionTable } from './session-limits.ts';
+import { DEFAULT_LIMITS, type IngressSettings, type ListenerMode } from './settings.ts';
 import { createSmtpListener } from './smtp-listener.ts';
 import { createSubmitter } from './submit.ts';
 
@@ -68,7 +70,24 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
     onReleaseError: (err) =>
       logger.warn({ err: err.message }, 'could not give back a client rate reservation'),
   });
-  const sweep = setInterval(() => rates.sweep(), 60_000);
+  const limits = { ...DEFAULT_LIMITS, ...settings.limits };
+  const connections = new ConnectionTable(limits);
+  let lastLockoutLog = 0;
+  const lockout = new AuthLockout(nc, {
+    perIp: limits.authFailuresPerIp,
+    perUser: limits.authFailuresPerUser,
+    windowSeconds: limits.authLockoutSeconds,
+    timeoutMs: limits.authCounterTimeoutMs,
+    onFallback: (err) => {
+      if (Date.now() - lastLockoutLog < 30_000) return;
+      lastLockoutLog = Date.now();
+      logger.warn({ err: err.message }, 'AUTH failure counters unreachable: counting per replica meanwhile');
+    },
+  });
+  const sweep = setInterval(() => {
+    rates.sweep();
+    lockout.sweep();
+  }, 60_000);
   sweep.unref();
   const submitter = createSubmitter(nc, {
     timeoutMs: settings.publishTimeoutMs,
@@ -82,7 +101,16 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
   };
   try {
     for (const l of settings.listeners) {
-      const server = createSmtpListener(l, { settings, config, submitter, metrics, rates, logger });
+      const server = createSmtpListener(l, {
+        settings,
+        config,
+        submitter,
+        metrics,
+        rates,
+        connections,
+        lockout,
+        logger,
+      });
       const port = await listen(server, l.host, l.port, settings.reusePort);
       started.push({ server, bound: { name: l.name, mode: l.mode, host: l.host, port } });
     }

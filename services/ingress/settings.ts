@@ -38,6 +38,82 @@ export interface IngressSettings {
   reusePort: boolean;
   /** How long the cluster-wide client rate counters may take before this replica's own window decides. */
   rateLimitTimeoutMs?: number;
+  /** Abuse limits (docs/ingress.md "Abuse limits"); every field has a Postfix-like default. */
+  limits?: Partial<AbuseLimits>;
+}
+
+/** Session and connection limits against hostile clients, each modelled on a Postfix smtpd/anvil parameter. */
+export interface AbuseLimits {
+  /** Open connections per ingress process, all listeners together (Postfix default_process_limit). */
+  maxConnections: number;
+  /** Open connections per client IP per ingress process (smtpd_client_connection_count_limit). */
+  maxConnectionsPerIp: number;
+  /** No byte from a client that owes us input for this long → 421 (smtpd_timeout). */
+  idleTimeoutMs: number;
+  /** A whole command line must arrive within this after the previous reply; bytes do not extend it. */
+  commandTimeoutMs: number;
+  /** Whole-session deadline, whatever the client does (slowloris over DATA). */
+  sessionTimeoutMs: number;
+  /** Error replies (4xx/5xx) in one session before 421 (smtpd_hard_error_limit). */
+  hardErrorLimit: number;
+  /** NOOP/VRFY/EXPN/RSET/HELP/ETRN from an unauthenticated client before 421 (smtpd_junk_command_limit). */
+  junkCommandLimit: number;
+  /** Commands before AUTH on listeners that require it (submission, smtps). */
+  unauthenticatedCommandLimit: number;
+  /** Failed AUTHs per client IP per lockout window, across every replica. */
+  authFailuresPerIp: number;
+  /** Failed AUTHs per user name per lockout window, across every replica. */
+  authFailuresPerUser: number;
+  /** Lockout window (seconds): a key over its limit is refused for the rest of this window and the next. */
+  authLockoutSeconds: number;
+  /** How long the cluster-wide AUTH failure counters may take before this replica's own count decides. */
+  authCounterTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: AbuseLimits = {
+  maxConnections: 1000,
+  maxConnectionsPerIp: 50,
+  idleTimeoutMs: 300_000,
+  commandTimeoutMs: 300_000,
+  sessionTimeoutMs: 3_600_000,
+  hardErrorLimit: 20,
+  junkCommandLimit: 100,
+  unauthenticatedCommandLimit: 20,
+  authFailuresPerIp: 10,
+  authFailuresPerUser: 20,
+  authLockoutSeconds: 900,
+  authCounterTimeoutMs: 500,
+};
+
+/** The AUTH_FAILURES stream keeps counters 25 h (services/common/nats.ts): two windows must fit. */
+export const MAX_AUTH_LOCKOUT_SECONDS = 43_200;
+
+/** Environment variable per limit (the chart renders `ingress.limits.*` into these). */
+export const LIMIT_ENV: Record<keyof AbuseLimits, string> = {
+  maxConnections: 'POSTERN_SMTP_MAX_CONNECTIONS',
+  maxConnectionsPerIp: 'POSTERN_SMTP_MAX_CONNECTIONS_PER_IP',
+  idleTimeoutMs: 'POSTERN_SMTP_IDLE_TIMEOUT_MS',
+  commandTimeoutMs: 'POSTERN_SMTP_COMMAND_TIMEOUT_MS',
+  sessionTimeoutMs: 'POSTERN_SMTP_SESSION_TIMEOUT_MS',
+  hardErrorLimit: 'POSTERN_SMTP_HARD_ERROR_LIMIT',
+  junkCommandLimit: 'POSTERN_SMTP_JUNK_COMMAND_LIMIT',
+  unauthenticatedCommandLimit: 'POSTERN_SMTP_UNAUTH_COMMAND_LIMIT',
+  authFailuresPerIp: 'POSTERN_AUTH_FAILURES_PER_IP',
+  authFailuresPerUser: 'POSTERN_AUTH_FAILURES_PER_USER',
+  authLockoutSeconds: 'POSTERN_AUTH_LOCKOUT_SECONDS',
+  authCounterTimeoutMs: 'POSTERN_AUTH_COUNTER_TIMEOUT_MS',
+};
+
+/** The limits from the environment, defaults filled in; throws naming the bad variable. */
+export function readAbuseLimits(env: NodeJS.ProcessEnv = process.env): AbuseLimits {
+  const limits = { ...DEFAULT_LIMITS };
+  for (const key of Object.keys(LIMIT_ENV) as (keyof AbuseLimits)[]) {
+    limits[key] = positiveInt(env, LIMIT_ENV[key], DEFAULT_LIMITS[key]);
+  }
+  if (limits.authLockoutSeconds > MAX_AUTH_LOCKOUT_SECONDS) {
+    throw new Error(`${LIMIT_ENV.authLockoutSeconds} must be at most ${MAX_AUTH_LOCKOUT_SECONDS}`);
+  }
+  return limits;
 }
 
 export const DEFAULT_LISTENERS: ListenerSettings[] = [
@@ -99,6 +175,7 @@ export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): Ingre
     inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 16 * 1024),
     reusePort: env['POSTERN_REUSE_PORT'] === 'true',
     rateLimitTimeoutMs: positiveInt(env, 'POSTERN_RATE_LIMIT_TIMEOUT_MS', 500),
+    limits: readAbuseLimits(env),
   };
   if (certPath && keyPath) settings.tls = { cert: readFileSync(certPath), key: readFileSync(keyPath) };
   return settings;

@@ -9,6 +9,7 @@ import { verifyPassword } from '../common/config/password.ts';
 import type { ConfigStore } from '../common/config/store.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { checkMailbox } from './address-syntax.ts';
+import type { AuthLockout } from './auth-lockout.ts';
 import type { ClientRateLimiter, Reservation } from './client-rate.ts';
 import { installConnectionHooks } from './connection-hooks.ts';
 import { LineEndingGuard } from './line-ending-guard.ts';
@@ -17,7 +18,8 @@ import type { IngressMetrics } from './metrics.ts';
 import { receivedHeader } from './received-header.ts';
 import { type ClientIdentity, decideRecipient, messageRateLimit, sizeLimitFor } from './recipient-policy.ts';
 import { REPLIES, replyText, type SmtpReply, smtpError } from './replies.ts';
-import type { IngressSettings, ListenerSettings } from './settings.ts';
+import { type ConnectionTable, guardSession } from './session-limits.ts';
+import { type AbuseLimits, DEFAULT_LIMITS, type IngressSettings, type ListenerSettings } from './settings.ts';
 import type { Submitter } from './submit.ts';
 
 export interface ListenerDeps {
@@ -26,6 +28,10 @@ export interface ListenerDeps {
   submitter: Submitter;
   metrics: IngressMetrics;
   rates: ClientRateLimiter;
+  /** Open connections per IP and in total, shared by every listener of the process. */
+  connections: ConnectionTable;
+  /** Failed AUTHs per IP and per user, across replicas. */
+  lockout: AuthLockout;
   logger: Logger;
 }
 
@@ -65,6 +71,9 @@ const REASONS = new Map<SmtpReply, string>([
   [REPLIES.bareLineEnding, 'bare-line-ending'],
   [REPLIES.authRequired, 'auth-required'],
   [REPLIES.authFailed, 'auth-failed'],
+  [REPLIES.authLockedOut, 'auth-locked-out'],
+  [REPLIES.tooManyConnections, 'too-many-connections'],
+  [REPLIES.tooManyConnectionsFromIp, 'too-many-connections-from-ip'],
 ]);
 
 function identity(session: SMTPServerSession): ClientIdentity {
@@ -90,7 +99,10 @@ function disabledCommands(listener: ListenerSettings, hasCert: boolean): string[
 
 /** Creates (does not start) the SMTP server for one listener. */
 export function createSmtpListener(listener: ListenerSettings, deps: ListenerDeps): SMTPServer {
-  const { settings, config, submitter, metrics, rates, logger } = deps;
+  const { settings, config, submitter, metrics, rates, connections, lockout, logger } = deps;
+  const limits: AbuseLimits = { ...DEFAULT_LIMITS, ...settings.limits };
+  /** Sessions counted in the connection table (refused ones are not), by smtp-server session id. */
+  const admitted = new Set<string>();
   const label = { listener: listener.name };
   const log = logger.child({ listener: listener.name });
   const transactions = new WeakMap<SMTPServerEnvelope, Transaction>();
@@ -141,25 +153,40 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     disableReverseLookup: true,
     // On close, sessions still open after this long get 421 (RFC 5321 §3.8) so shutdown is bounded.
     closeTimeout: 10_000,
+    // smtpd_timeout: the client owes us input and sends nothing (session-limits.ts maps the reply to 4.4.2).
+    socketTimeout: limits.idleTimeoutMs,
+    // session-limits.ts counts commands before AUTH itself, with our reply; smtp-server's fixed cap stays out.
+    maxAllowedUnauthenticatedCommands: Number.MAX_SAFE_INTEGER,
     logger: false,
+
+    onConnect(session, callback) {
+      const refusal = connections.admit(session.remoteAddress);
+      if (refusal) return callback(refuse(refusal, session, { open: connections.total }));
+      admitted.add(session.id);
+      callback();
+    },
 
     onAuth(auth, session, callback) {
       const name = auth.username ?? '';
-      const password = auth.password ?? '';
-      const policies: string[] = [];
-      for (const [key, policy] of [...config.snapshot().policies.entries()].sort(([a], [b]) =>
-        a < b ? -1 : 1,
-      )) {
-        const user = policy.users.find((u) => u.name === name);
-        try {
-          if (user && verifyPassword(password, user.hash)) policies.push(key);
-        } catch (err) {
-          log.warn({ policy: key, user: name, err: (err as Error).message }, 'unreadable password hash');
-        }
-      }
-      if (policies.length === 0) return callback(refuse(REPLIES.authFailed, session, { user: name }));
-      log.info({ client: session.remoteAddress, user: name }, 'authenticated');
-      callback(null, { user: { name, policies } satisfies AuthedUser });
+      void lockout.lockedOut(session.remoteAddress, name).then(
+        (locked) => {
+          if (locked) return callback(refuse(REPLIES.authLockedOut, session, { user: name, by: locked }));
+          const policies = verify(name, auth.password ?? '');
+          if (policies.length > 0) {
+            log.info({ client: session.remoteAddress, user: name }, 'authenticated');
+            return callback(null, { user: { name, policies } satisfies AuthedUser });
+          }
+          // Counted before the reply, so the next AUTH anywhere in the cluster already sees it.
+          void lockout
+            .failed(session.remoteAddress, name)
+            .then(() => callback(refuse(REPLIES.authFailed, session, { user: name })));
+        },
+        (err: Error) => {
+          // lockedOut() decides locally when the counters fail; reaching this is a bug, and 454 is the safe answer.
+          log.error({ client: session.remoteAddress, err: err.message }, 'AUTH lockout check failed');
+          callback(smtpError(REPLIES.authLockedOut));
+        },
+      );
     },
 
     onMailFrom(address, session, callback) {
@@ -226,6 +253,7 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     },
 
     onClose(session) {
+      if (admitted.delete(session.id)) connections.release(session.remoteAddress);
       const quota = quotas.get(session);
       if (!quota) return;
       quota.closed = true;
@@ -271,7 +299,32 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     opened: () => metrics.sessionsActive.inc(label),
     closed: () => metrics.sessionsActive.dec(label),
     refused: (reason) => metrics.rejections.inc({ ...label, reason }),
+    perConnection: (conn) =>
+      guardSession(conn as Parameters<typeof guardSession>[0], {
+        limits,
+        requiresAuth: listener.mode !== 'relay',
+        tripped: (reason) => {
+          metrics.rejections.inc({ ...label, reason });
+          log.info({ reason }, 'session ended by an abuse limit');
+        },
+      }),
   });
+
+  /** The policies whose user list verifies this password (a name may appear in several). */
+  function verify(name: string, password: string): string[] {
+    const policies: string[] = [];
+    for (const [key, policy] of [...config.snapshot().policies.entries()].sort(([a], [b]) =>
+      a < b ? -1 : 1,
+    )) {
+      const user = policy.users.find((u) => u.name === name);
+      try {
+        if (user && verifyPassword(password, user.hash)) policies.push(key);
+      } catch (err) {
+        log.warn({ policy: key, user: name, err: (err as Error).message }, 'unreadable password hash');
+      }
+    }
+    return policies;
+  }
   server.on('error', (err) => log.warn({ err: err.message }, 'SMTP connection error'));
 
   /** End of DATA: trace header, durable hand-off, then 250 — or 451 when JetStream did not acknowledge. */

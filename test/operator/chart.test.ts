@@ -22,6 +22,7 @@ import {
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { parsePools } from '../../operator/autoscaler/pools.ts';
+import { readAbuseLimits } from '../../services/ingress/settings.ts';
 import { type ControlPlane, startControlPlane } from '../helpers/envtest.ts';
 import { CHART_DIR, findHelm, renderChart, runHelm } from '../helpers/helm.ts';
 import { createStrict, objectRef } from '../helpers/kube-dry-run.ts';
@@ -271,6 +272,69 @@ describe('the Helm chart', () => {
       assert.equal(envOf(d, 'POSTERN_TLSRPT_CONTACT'), 'tls@example.org');
     }
     for (const d of pools([])) assert.equal(envOf(d, 'POSTERN_TLSRPT_ENABLED'), undefined, 'off by default');
+  });
+
+  it('renders ingress.limits as the ingress env, defaults included, and refuses a zero limit', () => {
+    const ingress = (set: string[]) =>
+      byKind<V1Deployment>(renderChart(helm, { set }), 'Deployment').find((d) =>
+        envOf(d, 'POSTERN_INGRESS_LISTENERS'),
+      );
+    const defaults = ingress([]);
+    assert.ok(defaults);
+    assert.equal(envOf(defaults, 'POSTERN_SMTP_MAX_CONNECTIONS_PER_IP'), '50');
+    assert.equal(envOf(defaults, 'POSTERN_SMTP_HARD_ERROR_LIMIT'), '20');
+    assert.equal(envOf(defaults, 'POSTERN_AUTH_LOCKOUT_SECONDS'), '900');
+    const set = ingress([
+      'ingress.limits.maxConnections=300',
+      'ingress.limits.maxConnectionsPerIp=7',
+      'ingress.limits.idleTimeoutMs=60000',
+      'ingress.limits.commandTimeoutMs=30000',
+      'ingress.limits.sessionTimeoutMs=600000',
+      'ingress.limits.hardErrorLimit=5',
+      'ingress.limits.junkCommandLimit=9',
+      'ingress.limits.unauthenticatedCommandLimit=11',
+      'ingress.limits.authFailuresPerIp=4',
+      'ingress.limits.authFailuresPerUser=6',
+      'ingress.limits.authLockoutSeconds=1800',
+    ]);
+    assert.ok(set);
+    const expected: Record<string, string> = {
+      POSTERN_SMTP_MAX_CONNECTIONS: '300',
+      POSTERN_SMTP_MAX_CONNECTIONS_PER_IP: '7',
+      POSTERN_SMTP_IDLE_TIMEOUT_MS: '60000',
+      POSTERN_SMTP_COMMAND_TIMEOUT_MS: '30000',
+      POSTERN_SMTP_SESSION_TIMEOUT_MS: '600000',
+      POSTERN_SMTP_HARD_ERROR_LIMIT: '5',
+      POSTERN_SMTP_JUNK_COMMAND_LIMIT: '9',
+      POSTERN_SMTP_UNAUTH_COMMAND_LIMIT: '11',
+      POSTERN_AUTH_FAILURES_PER_IP: '4',
+      POSTERN_AUTH_FAILURES_PER_USER: '6',
+      POSTERN_AUTH_LOCKOUT_SECONDS: '1800',
+    };
+    for (const [name, value] of Object.entries(expected)) assert.equal(envOf(set, name), value, name);
+    // The service reads back exactly what the chart rendered.
+    const env = Object.fromEntries(
+      (set.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]),
+    );
+    assert.deepEqual(readAbuseLimits(env), {
+      maxConnections: 300,
+      maxConnectionsPerIp: 7,
+      idleTimeoutMs: 60000,
+      commandTimeoutMs: 30000,
+      sessionTimeoutMs: 600000,
+      hardErrorLimit: 5,
+      junkCommandLimit: 9,
+      unauthenticatedCommandLimit: 11,
+      authFailuresPerIp: 4,
+      authFailuresPerUser: 6,
+      authLockoutSeconds: 1800,
+      authCounterTimeoutMs: 500,
+    });
+    const file = join(dir, 'zero-limit.yaml');
+    writeFileSync(file, stringify({ ingress: { limits: { hardErrorLimit: 0 } } }));
+    const r = runHelm(helm, ['template', 'mta', CHART_DIR, '--kube-version', '1.34.4', '--values', file]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /ingress\/limits\/hardErrorLimit.*minimum/);
   });
 
   it('rejects invalid values through values.schema.json with a message naming the field', () => {
