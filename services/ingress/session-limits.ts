@@ -63,11 +63,15 @@ export interface GuardedConnection {
 /** Commands that move no mail (Postfix's junk commands, plus HELP and EXPN). */
 const JUNK = new Set(['NOOP', 'VRFY', 'EXPN', 'RSET', 'HELP', 'ETRN']);
 
-/** smtp-server's own 421 texts and the reply each becomes. */
-const LIBRARY_421: [RegExp, SmtpReply][] = [
-  [/^Timeout - closing connection/, REPLIES.idleTimeout],
-  [/too many unrecognized commands/, REPLIES.tooManyErrors],
-  [/too many unauthenticated commands/, REPLIES.tooManyUnauthenticatedCommands],
+/** smtp-server's own 421 texts, the reply each becomes and its metric reason. */
+const LIBRARY_421: [RegExp, SmtpReply, string][] = [
+  [/^Timeout - closing connection/, REPLIES.idleTimeout, 'idle-timeout'],
+  [/too many unrecognized commands/, REPLIES.tooManyErrors, 'hard-error-limit'],
+  [
+    /too many unauthenticated commands/,
+    REPLIES.tooManyUnauthenticatedCommands,
+    'unauthenticated-command-limit',
+  ],
 ];
 
 export interface SessionGuardOptions {
@@ -128,7 +132,7 @@ export function guardSession(conn: GuardedConnection, opts: SessionGuardOptions)
       const mapped = LIBRARY_421.find(([re]) => re.test(data));
       if (mapped) {
         ended = true;
-        opts.tripped(mapped[1] === REPLIES.idleTimeout ? 'idle-timeout' : 'library-limit');
+        opts.tripped(mapped[2]);
         return send(421, replyText(mapped[1]), false);
       }
     }
