@@ -9,6 +9,8 @@ export interface IngressMetrics {
   acceptDuration: Histogram<'listener'>;
   /** Rate decisions taken by this replica's own window because the shared counters did not answer. */
   rateLimitFallbacks: Counter;
+  /** AUTH lockout decisions taken by this replica's own counts because the shared counters did not answer. */
+  authLockoutFallbacks: Counter;
 }
 
 export function createIngressMetrics(registry: Registry): IngressMetrics {
@@ -41,6 +43,11 @@ export function createIngressMetrics(registry: Registry): IngressMetrics {
     rateLimitFallbacks: new Counter({
       name: 'postern_client_rate_fallbacks_total',
       help: 'messagesPerMinute decisions made per replica because the cluster-wide counters did not answer',
+      registers: [registry],
+    }),
+    authLockoutFallbacks: new Counter({
+      name: 'postern_auth_lockout_fallbacks_total',
+      help: 'AUTH failure counter operations answered per replica because the cluster-wide counters did not answer',
       registers: [registry],
     }),
   };

@@ -79,6 +79,7 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
     windowSeconds: limits.authLockoutSeconds,
     timeoutMs: limits.authCounterTimeoutMs,
     onFallback: (err) => {
+      metrics.authLockoutFallbacks.inc();
       if (Date.now() - lastLockoutLog < 30_000) return;
       lastLockoutLog = Date.now();
       logger.warn({ err: err.message }, 'AUTH failure counters unreachable: counting per replica meanwhile');

@@ -15,6 +15,9 @@
 import { REPLIES, replyText, type SmtpReply } from './replies.ts';
 import type { AbuseLimits } from './settings.ts';
 
+/** A dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`: one client, one key. */
+const normalise = (address: string) => address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+
 /** Open connections per client IP and in total, across the listeners of one ingress process. */
 export class ConnectionTable {
   #total = 0;
@@ -26,7 +29,8 @@ export class ConnectionTable {
   }
 
   /** Counts the connection when a limit allows it; otherwise says which reply refuses it. */
-  admit(ip: string): SmtpReply | undefined {
+  admit(address: string): SmtpReply | undefined {
+    const ip = normalise(address);
     const fromIp = this.#perIp.get(ip) ?? 0;
     if (this.#total >= this.#limits.maxConnections) return REPLIES.tooManyConnections;
     if (fromIp >= this.#limits.maxConnectionsPerIp) return REPLIES.tooManyConnectionsFromIp;
@@ -35,7 +39,8 @@ export class ConnectionTable {
     return undefined;
   }
 
-  release(ip: string): void {
+  release(address: string): void {
+    const ip = normalise(address);
     const fromIp = this.#perIp.get(ip) ?? 0;
     if (fromIp <= 1) this.#perIp.delete(ip);
     else this.#perIp.set(ip, fromIp - 1);

@@ -7,11 +7,12 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { hashPassword } from '../../../services/common/config/password.ts';
 import { CONFIG_BUCKET, DEFAULT_RETRY, policyKey } from '../../../services/common/config/resolved.ts';
-import { connectNats, ensureTopology } from '../../../services/common/nats.ts';
+import { connectNats, ensureTopology, STREAMS } from '../../../services/common/nats.ts';
 import { startTestNats, type TestNats } from '../../helpers/nats.ts';
 import { swaks } from '../../helpers/swaks.ts';
 import { type ServiceProcess, startServiceProcess } from '../services/process.ts';
@@ -123,5 +124,20 @@ describe('AUTH lockout across two ingress processes (real nats-server, swaks)', 
       );
     }
     assert.match(await auth(a.submission, '127.0.0.44', 'other', 'pa55'), /^235 /);
+  });
+
+  it('counts per process, neither open nor closed, when the counters are gone', async () => {
+    // The counter stream alone disappears: each process locks out on its own counts.
+    await (await jetstreamManager(nc)).streams.delete(STREAMS.authFailures);
+    for (const user of ['g1', 'g2', 'g3']) {
+      assert.match(await auth(a.submission, '127.0.0.45', user, 'x'), /^535 5\.7\.8/);
+    }
+    assert.match(await auth(a.submission, '127.0.0.45', 'other', 'pa55'), /^454 4\.7\.0/);
+    // The other process has not seen these failures: per-replica precision, the documented degradation.
+    assert.match(await auth(b.submission, '127.0.0.45', 'other', 'pa55'), /^235 /);
+    const text = await (await fetch(`http://127.0.0.1:${a.proc.metricsPort}/metrics`)).text();
+    // e.g. postern_auth_lockout_fallbacks_total{service="ingress"} 20
+    const line = text.split('\n').find((l) => /^postern_auth_lockout_fallbacks_total[{ ]/.test(l));
+    assert.ok(Number(line?.split(' ').pop()) > 0, line);
   });
 });

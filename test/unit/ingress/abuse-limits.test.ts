@@ -41,4 +41,12 @@ describe('the connection table', () => {
     assert.equal(t.admit('192.0.2.3'), undefined);
     assert.equal(t.admit('192.0.2.1'), REPLIES.tooManyConnections);
   });
+
+  it('counts an IPv4 client seen through a dual-stack listener as the same address', () => {
+    const t = new ConnectionTable({ maxConnections: 10, maxConnectionsPerIp: 1 });
+    assert.equal(t.admit('::ffff:192.0.2.7'), undefined);
+    assert.equal(t.admit('192.0.2.7'), REPLIES.tooManyConnectionsFromIp);
+    t.release('192.0.2.7');
+    assert.equal(t.admit('::ffff:192.0.2.7'), undefined);
+  });
 });
