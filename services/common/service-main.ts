@@ -11,6 +11,7 @@ import { ConfigStore } from './config/store.ts';
 import { readEnv, type ServiceEnv } from './env.ts';
 import { connectNats, ensureTopology } from './nats.ts';
 import { retryUntilDone } from './retry.ts';
+import { LoopSupervisor } from './supervise.ts';
 import { createLogger, createRegistry, type Logger, startTelemetryServer } from './telemetry.ts';
 
 export interface ServiceContext {
@@ -20,6 +21,8 @@ export interface ServiceContext {
   nc: NatsConnection;
   /** Present when the service asked for the live configuration. */
   config?: ConfigStore;
+  /** Supervises the service's long-lived loops; a broken loop makes /readyz answer 503. */
+  loops: LoopSupervisor;
 }
 
 export interface RunningService {
@@ -49,6 +52,7 @@ export function runServiceMain(
   let telemetry: Awaited<ReturnType<typeof startTelemetryServer>> | undefined;
 
   let stopping = false;
+  const loops = new LoopSupervisor({ logger, registry, closing: () => stopping || !!nc?.isClosed() });
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -56,7 +60,7 @@ export function runServiceMain(
     starting.abort(new Error(`${signal} while starting`));
     try {
       await service?.close();
-      config?.stop();
+      await config?.stop();
       if (nc && !nc.isClosed()) await nc.drain();
       await telemetry?.close();
     } catch (err) {
@@ -73,8 +77,10 @@ export function runServiceMain(
       registry,
       host: env.metricsHost,
       port: env.metricsPort,
-      // Liveness (/healthz) is the process; readiness waits for NATS, topology, config and the service.
-      ready: () => !!nc && !nc.isClosed() && service !== undefined && (service.ready?.() ?? true),
+      // Liveness (/healthz) is the process; readiness waits for NATS, topology, config and the service, and
+      // turns 503 while one of its supervised loops is broken.
+      ready: () =>
+        !!nc && !nc.isClosed() && service !== undefined && loops.healthy() && (service.ready?.() ?? true),
     });
     const retry = { logger, signal: starting.signal };
     const conn = await retryUntilDone(
@@ -87,11 +93,12 @@ export function runServiceMain(
     if (opts.watchConfig) {
       const store = new ConfigStore();
       store.on('error', (err: Error) => logger.warn({ err: err.message }, 'config document ignored'));
-      await retryUntilDone('load the config bucket', () => store.start(conn), retry);
+      // The watch retries by itself under the loop supervisor (logged as config-watch); stop() ends the wait.
       config = store;
+      await store.start(conn, loops);
     }
     starting.signal.throwIfAborted();
-    const running = await start({ env, logger, registry, nc: conn, ...(config ? { config } : {}) });
+    const running = await start({ env, logger, registry, nc: conn, loops, ...(config ? { config } : {}) });
     if (stopping) {
       // SIGTERM arrived during start: stop() ran before the service existed, so close it here.
       await running.close();

@@ -18,6 +18,7 @@ runServiceMain(
       registry: ctx.registry,
       settings,
       config: ctx.config,
+      loops: ctx.loops,
     });
     return { close: () => delivery.close(), info: { pool: settings.pool } };
   },

@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import { BodyStore } from '../common/body-store.ts';
 import type { ConfigStore } from '../common/config/store.ts';
 import { readEnv } from '../common/env.ts';
+import { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { ensureDeliveryConsumer } from './consumer.ts';
@@ -25,6 +26,8 @@ export interface DeliveryOptions {
   settings: DeliverySettings;
   /** The live configuration (RelayPolicy `destinations[]` limits); without it only provider rules apply. */
   config?: ConfigStore | undefined;
+  /** The process's loop supervisor (services/common/service-main.ts); a private one otherwise (tests). */
+  loops?: LoopSupervisor;
 }
 
 export interface DeliveryService {
@@ -37,6 +40,8 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
   const { nc, settings } = opts;
   const log = opts.logger.child({ pool: settings.pool });
   const metrics = createDeliveryMetrics(opts.registry);
+  const loops =
+    opts.loops ?? new LoopSupervisor({ logger: log, registry: opts.registry, closing: () => nc.isClosed() });
   await ensureDeliveryConsumer(nc, settings);
   const bodies = new BodyStore(nc);
   const gauge = metrics.connectionsActive.labels({ pool: settings.pool });
@@ -58,6 +63,7 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
         replicas: readEnv().replicas,
         settings: settings.shaping,
         log,
+        loops,
       })
     : undefined;
   if (shaping) registerSiteStateGauge(opts.registry, () => shaping.volumes());
@@ -68,6 +74,8 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
     ackWaitMs: settings.ackWaitMs,
     metrics,
     log,
+    loops,
+    ensure: () => ensureDeliveryConsumer(nc, settings),
     ctx: {
       bodies,
       pool,

@@ -4,8 +4,9 @@
  * acks the job only after that publish's PubAck (rule 1: never ack without a report).
  */
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { processConcurrently } from '../common/consume.ts';
+import { consumeSupervised } from '../common/consume.ts';
 import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
+import type { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { tlsSummary } from '../common/tls-summary.ts';
 import type { DeliveryJob, DeliveryResult, RecipientOutcome } from '../common/types.ts';
@@ -21,6 +22,9 @@ export interface WorkerOptions {
   ctx: DeliverContext;
   metrics: DeliveryMetrics;
   log: Logger;
+  /** Restarts the consume loop when it fails; `ensure` re-creates a deleted pool consumer first. */
+  loops: LoopSupervisor;
+  ensure: () => Promise<void>;
 }
 
 export interface RunningWorker {
@@ -58,8 +62,12 @@ async function scheduleWait(js: JetStreamClient, m: JsMsg, job: DeliveryJob, wai
 
 export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const { js, pool, log, metrics } = opts;
-  const consumer = await js.consumers.get(STREAMS.outbound, CONSUMERS.delivery(pool));
-  const messages = await consumer.consume({ max_messages: opts.concurrency });
+  const open = async () => {
+    await opts.ensure();
+    const consumer = await js.consumers.get(STREAMS.outbound, CONSUMERS.delivery(pool));
+    // A deleted consumer ends the loop (the supervisor re-creates it) instead of being waited for forever.
+    return consumer.consume({ max_messages: opts.concurrency, abort_on_missing_resource: true });
+  };
   // working() resets the server's ack timer (JetStream "+WPI"): a long SMTP transaction is not redelivered.
   const heartbeatMs = Math.max(1000, Math.min(10_000, Math.floor(opts.ackWaitMs / 3)));
 
@@ -162,5 +170,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     }
   };
 
-  return processConcurrently(messages, opts.concurrency, handle);
+  const running = consumeSupervised(opts.loops, `delivery-${pool}`, open, opts.concurrency, handle);
+  await running.started;
+  return running;
 }

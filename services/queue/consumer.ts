@@ -4,7 +4,8 @@
  * with a delay so the message returns later; input that can never be processed is terminated with a log line.
  */
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { processConcurrently } from '../common/consume.ts';
+import { consumeSupervised } from '../common/consume.ts';
+import type { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
 
 /** Thrown by a parser: the message is malformed, retrying cannot help. */
@@ -25,6 +26,9 @@ export interface ConsumerOptions<T> {
   /** An id for log lines (the message id). */
   idOf: (item: T) => string;
   handle: (item: T) => Promise<void>;
+  /** Restarts the consume loop when it fails; `ensure` re-creates a deleted consumer first. */
+  loops: LoopSupervisor;
+  ensure: () => Promise<void>;
 }
 
 export interface RunningConsumer {
@@ -33,8 +37,12 @@ export interface RunningConsumer {
 }
 
 export async function runConsumer<T>(opts: ConsumerOptions<T>): Promise<RunningConsumer> {
-  const consumer = await opts.js.consumers.get(opts.stream, opts.durable);
-  const messages = await consumer.consume({ max_messages: opts.maxMessages });
+  const open = async () => {
+    await opts.ensure();
+    const consumer = await opts.js.consumers.get(opts.stream, opts.durable);
+    // A deleted consumer ends the loop (the supervisor re-creates it) instead of being waited for forever.
+    return consumer.consume({ max_messages: opts.maxMessages, abort_on_missing_resource: true });
+  };
 
   const process = async (m: JsMsg) => {
     let item: T;
@@ -60,5 +68,7 @@ export async function runConsumer<T>(opts: ConsumerOptions<T>): Promise<RunningC
     }
   };
 
-  return processConcurrently(messages, opts.concurrency, process);
+  const running = consumeSupervised(opts.loops, opts.durable, open, opts.concurrency, process);
+  await running.started;
+  return running;
 }

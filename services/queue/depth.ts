@@ -4,7 +4,7 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { CONSUMERS, STREAMS } from '../common/nats.ts';
-import type { Logger } from '../common/telemetry.ts';
+import { type LoopSupervisor, pause } from '../common/supervise.ts';
 import type { QueueMetrics } from './metrics.ts';
 
 /** Consumers whose depth is exported: the queue's own two and every delivery pool on OUTBOUND. */
@@ -41,25 +41,21 @@ export async function pollDepth(
   }
 }
 
-/** Polls every `intervalMs` until stopped; a failed poll is logged and retried on the next tick. */
+/**
+ * Polls every `intervalMs` until stopped, as a supervised loop: a failed poll ends the run (logged, counted,
+ * /readyz 503 while the depth is unknown) and the supervisor starts it again with backoff.
+ */
 export function startDepthPoller(
   jsm: JetStreamManager,
   metrics: QueueMetrics,
-  log: Logger,
+  loops: LoopSupervisor,
   intervalMs: number,
 ): { stop(): Promise<void> } {
-  let running: Promise<void> = Promise.resolve();
-  const tick = () => {
-    running = pollDepth(jsm, metrics).catch((err) =>
-      log.warn({ err: (err as Error).message }, 'queue depth poll failed'),
-    );
-  };
-  tick();
-  const timer = setInterval(tick, intervalMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  return loops.run('queue-depth', async (up, signal) => {
+    while (!signal.aborted) {
+      await pollDepth(jsm, metrics);
+      up();
+      await pause(intervalMs, signal);
+    }
+  });
 }

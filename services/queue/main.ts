@@ -6,8 +6,8 @@ import { runServiceMain } from '../common/service-main.ts';
 import { startQueue } from './service.ts';
 import { readQueueSettings } from './settings.ts';
 
-runServiceMain('queue', { watchConfig: true }, async ({ nc, config, logger, registry }) => {
+runServiceMain('queue', { watchConfig: true }, async ({ nc, config, logger, registry, loops }) => {
   const settings = readQueueSettings();
-  const queue = await startQueue({ nc, config: config!, logger, registry, settings });
+  const queue = await startQueue({ nc, config: config!, logger, registry, settings, loops });
   return { close: () => queue.close(), info: { admin: `${settings.adminHost}:${queue.adminPort}` } };
 });

@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client';
 import { BodyStore } from '../common/body-store.ts';
 import type { ConfigStore } from '../common/config/store.ts';
 import { CONSUMERS, ensureConsumer, STATE_BUCKET, STREAMS, SUPPRESSION_BUCKET } from '../common/nats.ts';
+import { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { startAdminServer } from './admin.ts';
 import { runConsumer } from './consumer.ts';
@@ -33,8 +34,13 @@ export async function startQueue(opts: {
   logger: Logger;
   registry: Registry;
   settings: QueueSettings;
+  /** The process's loop supervisor (services/common/service-main.ts); a private one otherwise (tests). */
+  loops?: LoopSupervisor;
 }): Promise<QueueService> {
   const { nc, settings } = opts;
+  const loops =
+    opts.loops ??
+    new LoopSupervisor({ logger: opts.logger, registry: opts.registry, closing: () => nc.isClosed() });
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const kvm = new Kvm(nc);
@@ -49,10 +55,9 @@ export async function startQueue(opts: {
     hostname: settings.hostname,
   };
   const consumerOpts = { ackWaitMs: settings.ackWaitMs, maxAckPending: settings.maxMessages * 4 };
-  await ensureConsumer(nc, STREAMS.submit, CONSUMERS.queueSubmit, 'mail.submit.>', consumerOpts);
-  await ensureConsumer(nc, STREAMS.results, CONSUMERS.queueResults, 'mail.result.>', consumerOpts);
   const common = {
     js,
+    loops,
     log: opts.logger,
     maxMessages: settings.maxMessages,
     concurrency: settings.concurrency,
@@ -62,6 +67,7 @@ export async function startQueue(opts: {
     ...common,
     stream: STREAMS.submit,
     durable: CONSUMERS.queueSubmit,
+    ensure: () => ensureConsumer(nc, STREAMS.submit, CONSUMERS.queueSubmit, 'mail.submit.>', consumerOpts),
     parse: parseEnvelope,
     idOf: (env) => env.id,
     handle: (env) => handleSubmission(ctx, env),
@@ -75,11 +81,13 @@ export async function startQueue(opts: {
       ...common,
       stream: STREAMS.results,
       durable: CONSUMERS.queueResults,
+      ensure: () =>
+        ensureConsumer(nc, STREAMS.results, CONSUMERS.queueResults, 'mail.result.>', consumerOpts),
       parse: parseResult,
       idOf: (r) => r.job.messageId,
       handle: (r) => handleResult(ctx, r),
     });
-    poller = startDepthPoller(jsm, ctx.metrics, opts.logger, settings.depthIntervalMs);
+    poller = startDepthPoller(jsm, ctx.metrics, loops, settings.depthIntervalMs);
     admin = await startAdminServer(ctx, jsm, settings.adminHost, settings.adminPort);
   } catch (err) {
     await Promise.all([submissions.stop(), results?.stop()]);

@@ -2,64 +2,100 @@
  * The live configuration every service runs on: a watch over the KV bucket `config` that keeps the current
  * documents in memory and applies changes as they arrive (no restart). Readers call `snapshot()`; the
  * returned object is replaced, never mutated, so a reader sees one consistent version.
+ * The watch is a supervised loop (`config-watch`, services/common/supervise.ts): when it ends (bucket deleted,
+ * watcher dropped by the server) it is started again with backoff, and /readyz answers 503 until it has replayed
+ * the bucket — a service never keeps serving a stale configuration while saying it is ready.
  */
 import { EventEmitter } from 'node:events';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { Registry } from 'prom-client';
+import { LoopSupervisor, type SupervisedLoop } from '../supervise.ts';
+import { createLogger } from '../telemetry.ts';
 import { CONFIG_BUCKET, type ConfigSnapshot, type DomainConfig, type PolicyConfig } from './resolved.ts';
 
+const emptySnapshot = (): ConfigSnapshot => ({ domains: new Map(), policies: new Map() });
+
 export class ConfigStore extends EventEmitter {
-  #snapshot: ConfigSnapshot = { domains: new Map(), policies: new Map() };
-  #stop?: () => void;
+  #snapshot: ConfigSnapshot = emptySnapshot();
+  #loop?: SupervisedLoop;
 
   snapshot(): ConfigSnapshot {
     return this.#snapshot;
   }
 
-  /** Starts watching; resolves once the current content of the bucket has been loaded. */
-  async start(nc: NatsConnection): Promise<void> {
+  /**
+   * Starts watching under `loops` (a private supervisor when none is given); resolves once the current content
+   * of the bucket has been loaded. Failures are retried by the supervisor; `stop()` ends the wait with an error.
+   */
+  async start(nc: NatsConnection, loops?: LoopSupervisor): Promise<void> {
+    const supervisor =
+      loops ??
+      new LoopSupervisor({
+        logger: createLogger('config', 'warn'),
+        registry: new Registry(),
+        closing: () => nc.isClosed(),
+      });
+    this.#loop = supervisor.run('config-watch', (up, signal) => this.#watch(nc, up, signal));
+    await this.#loop.started;
+  }
+
+  /** One run of the watch: replays the bucket into a fresh snapshot, publishes it, then applies changes. */
+  async #watch(nc: NatsConnection, up: () => void, signal: AbortSignal): Promise<void> {
     const kv = await new Kvm(nc).create(CONFIG_BUCKET, { history: 5 });
     const watch = await kv.watch({ key: '>' });
-    this.#stop = () => watch.stop();
-    let resolveLoaded!: () => void;
-    const loaded = new Promise<void>((r) => (resolveLoaded = r));
-    (async () => {
-      for await (const e of watch) {
-        const next: ConfigSnapshot = {
-          domains: new Map(this.#snapshot.domains),
-          policies: new Map(this.#snapshot.policies),
-        };
-        const [kind, ...rest] = e.key.split('.');
-        const map: Map<string, unknown> | undefined =
-          kind === 'domain' ? next.domains : kind === 'policy' ? next.policies : undefined;
-        if (map) {
-          const id = rest.join('.');
-          if (e.operation === 'PUT') {
-            try {
-              map.set(id, e.json<DomainConfig | PolicyConfig>());
-            } catch (err) {
-              this.emit('error', new Error(`config key ${e.key}: ${(err as Error).message}`));
-            }
-          } else map.delete(id);
-          this.#snapshot = next;
-          this.emit('change', e.key);
-        }
-        if (e.delta === 0) resolveLoaded();
-      }
-    })();
+    const onAbort = () => watch.stop();
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    // Replayed into its own snapshot, so keys deleted while a previous watch was down are gone after a restart.
+    let replay: ConfigSnapshot | undefined = emptySnapshot();
+    const loaded = () => {
+      if (!replay) return;
+      this.#snapshot = replay;
+      replay = undefined;
+      this.emit('change', '*');
+      up();
+    };
     try {
       // An empty bucket sends no entries; the watcher marks the initial load with delta 0 on the last one.
-      const status = await kv.status();
-      if (status.values === 0) resolveLoaded();
-      await loaded;
-    } catch (err) {
-      // A failed start leaves nothing behind, so the caller can simply try again (services/common/retry.ts).
-      this.stop();
-      throw err;
+      if ((await kv.status()).values === 0) loaded();
+      for await (const e of watch) {
+        if (replay) this.#apply(replay, e);
+        else {
+          const next: ConfigSnapshot = {
+            domains: new Map(this.#snapshot.domains),
+            policies: new Map(this.#snapshot.policies),
+          };
+          if (this.#apply(next, e)) {
+            this.#snapshot = next;
+            this.emit('change', e.key);
+          }
+        }
+        if (e.delta === 0) loaded();
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
     }
   }
 
-  stop(): void {
-    this.#stop?.();
+  /** Applies one entry to `target`; false when the key is not a config document. */
+  #apply(target: ConfigSnapshot, e: KvWatchEntry): boolean {
+    const [kind, ...rest] = e.key.split('.');
+    const map: Map<string, unknown> | undefined =
+      kind === 'domain' ? target.domains : kind === 'policy' ? target.policies : undefined;
+    if (!map) return false;
+    const id = rest.join('.');
+    if (e.operation === 'PUT') {
+      try {
+        map.set(id, e.json<DomainConfig | PolicyConfig>());
+      } catch (err) {
+        this.emit('error', new Error(`config key ${e.key}: ${(err as Error).message}`));
+      }
+    } else map.delete(id);
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    await this.#loop?.stop();
   }
 }

@@ -20,6 +20,7 @@ import {
   siteStatus,
   updateSite,
 } from '../../common/sites.ts';
+import type { LoopSupervisor } from '../../common/supervise.ts';
 import type { Logger } from '../../common/telemetry.ts';
 import type { DeliveryJob, RecipientOutcome } from '../../common/types.ts';
 import type { ResolveRecords } from '../dns-resolver.ts';
@@ -96,6 +97,7 @@ export async function startShaping(opts: {
   replicas: number;
   settings: ShapingSettings;
   log: Logger;
+  loops: LoopSupervisor;
 }): Promise<ShapingGate> {
   const { js, log, mxPort } = opts;
   const providers: ProviderRule[] = loadProviderRules(opts.settings.providerRulesFile);
@@ -109,7 +111,7 @@ export async function startShaping(opts: {
   const buckets = new SharedTokenBuckets(leaseKv);
   const mx = new MxHostCache(opts.resolveRecords);
   const records = new Map<string, SiteRecord>();
-  const watch = await watchSites(state, records, log, () => opts.nc.isClosed());
+  const watch = await watchSites(state, records, opts.loops);
   const volume = new Map<string, number>();
   const seen = new Map<string, { domains: Set<string>; limits: string; wroteAt: number; replyAt: number }>();
 
@@ -205,7 +207,7 @@ export async function startShaping(opts: {
 
     close() {
       clearInterval(sweeper);
-      watch.stop();
+      void watch.stop();
       leases.close();
     },
   };

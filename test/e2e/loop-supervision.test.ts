@@ -1,0 +1,179 @@
+/**
+ * Long-lived loops heal themselves: break them on purpose with a real nats-server — delete the queue's and the
+ * delivery pool's consumers, drop the config watchers, kill -9 nats-server — and each service's /readyz says 503
+ * while a loop is broken, the restart is counted in postern_loop_restarts_total{loop}, /readyz comes back to 200,
+ * configuration changes apply again and mail flows again.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { CONSUMERS, STREAMS } from '../../services/common/nats.ts';
+import { resolveConfigText, writeConfig } from '../../services/local/config-file.ts';
+import { eventually, smarthostRelayConfig, startPostern, type TestPostern } from '../helpers/postern.ts';
+import { sendLoad, testIdOf } from '../helpers/smtp-client.ts';
+import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
+import { swaks } from '../helpers/swaks.ts';
+
+describe('supervised loops', () => {
+  let postern: TestPostern;
+  let sink: SmtpSink;
+  let nc: NatsConnection;
+  let batch = 0;
+
+  before(async () => {
+    sink = await startSmtpSink({ host: '127.0.0.9' });
+    postern = await startPostern({
+      config: smarthostRelayConfig({ host: '127.0.0.9', port: sink.port, networks: '127.0.0.0/8' }),
+    });
+    nc = await connect({ servers: postern.natsUrl.split(','), maxReconnectAttempts: -1 });
+  });
+  after(async () => {
+    await nc?.close();
+    await postern?.cleanup();
+    await sink?.close();
+  });
+
+  const metricsOf = (service: string) => {
+    const child = postern.supervisor.children.get(service);
+    assert.ok(child, `${service} runs`);
+    return `http://${String(child.ready['metrics'])}`;
+  };
+  const readyz = async (service: string) => {
+    try {
+      return (await fetch(`${metricsOf(service)}/readyz`)).status;
+    } catch {
+      return 0;
+    }
+  };
+  const restarts = async (service: string, loop: string) => {
+    const text = await (await fetch(`${metricsOf(service)}/metrics`)).text();
+    const line = new RegExp(`^postern_loop_restarts_total\\{[^}]*loop="${loop}"[^}]*\\} (\\d+)`, 'm').exec(
+      text,
+    );
+    return Number(line?.[1] ?? Number.NaN);
+  };
+
+  /** Records every /readyz answer of `service` from now until `stop()`: the 503 is seen, not guessed. */
+  const watchReadiness = (service: string) => {
+    const seen: number[] = [];
+    let stopped = false;
+    const polling = (async () => {
+      for (let i = 0; i < 20_000 && !stopped; i++) {
+        seen.push(await readyz(service));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    return {
+      seen,
+      async stop() {
+        stopped = true;
+        await polling;
+      },
+    };
+  };
+
+  const mailFlows = async () => {
+    const prefix = `batch${++batch}`;
+    const result = await sendLoad({
+      port: postern.smtpPort,
+      count: 20,
+      sessions: 2,
+      from: 'load@sender.test',
+      to: (i) => `rcpt${i}@remote.test`,
+      idPrefix: prefix,
+    });
+    assert.equal(result.accepted.size, 20, 'every message accepted');
+    await eventually(`the ${prefix} messages at the sink`, () => {
+      const ids = new Set(sink.messages.map((m) => testIdOf(m.raw)));
+      return [...result.accepted].every((id) => ids.has(id));
+    });
+  };
+
+  const breakAndHeal = async (service: string, loop: string, breakIt: () => Promise<void>) => {
+    const before = await restarts(service, loop);
+    assert.ok(Number.isFinite(before), `${service} exports postern_loop_restarts_total{loop="${loop}"}`);
+    const readiness = watchReadiness(service);
+    await breakIt();
+    await eventually(`${loop} restarted`, async () => (await restarts(service, loop)) > before);
+    await eventually(`${service} 503 while ${loop} is broken, then 200`, () => {
+      const broken = readiness.seen.indexOf(503);
+      return broken >= 0 && readiness.seen.indexOf(200, broken) > broken;
+    });
+    await readiness.stop();
+    assert.ok(
+      postern.logs.some((l) => l.startsWith(`${service}:`) && l.includes(`"loop":"${loop}"`)),
+      'the failure is logged with the loop name',
+    );
+  };
+
+  it('a deleted queue consumer is re-created: /readyz 503, then 200; the restart is counted; mail flows', async () => {
+    await mailFlows();
+    const jsm = await jetstreamManager(nc);
+    await breakAndHeal('queue', CONSUMERS.queueSubmit, async () => {
+      await jsm.consumers.delete(STREAMS.submit, CONSUMERS.queueSubmit);
+    });
+    await mailFlows();
+  });
+
+  it('a deleted delivery pool consumer is re-created and delivery resumes', async () => {
+    const jsm = await jetstreamManager(nc);
+    await breakAndHeal('delivery-0', 'delivery-default', async () => {
+      await jsm.consumers.delete(STREAMS.outbound, CONSUMERS.delivery('default'));
+    });
+    await mailFlows();
+  });
+
+  it('after the config watchers are dropped and nats-server is killed -9, a config change still applies', async () => {
+    const jsm = await jetstreamManager(nc);
+    for await (const c of jsm.consumers.list('KV_config')) await jsm.consumers.delete('KV_config', c.name);
+    const node = postern.natsSupervisor.nodes[0]!;
+    const pid = node.process.pid;
+    node.process.kill('SIGKILL');
+    await eventually(
+      'nats-server restarted',
+      () => node.process.pid !== pid && node.process.exitCode === null,
+    );
+    for (const service of postern.supervisor.children.keys())
+      await eventually(
+        `${service} ready after the NATS restart`,
+        async () => (await readyz(service)) === 200,
+      );
+
+    // A MailDomain listing its users makes an unknown user of that domain a 550 5.1.1 at RCPT: the ingress
+    // applies it only if its config watch is alive.
+    const late = resolveConfigText(`
+apiVersion: postern.dev/v1alpha1
+kind: MailDomain
+metadata: { name: late }
+spec:
+  domain: late.test
+  inbound:
+    enabled: true
+    recipients: [alice]
+    deliverTo: { host: 127.0.0.9, port: ${sink.port}, protocol: smtp }
+`);
+    // Our own client reconnects to the restarted server too; until it has, the write times out and is retried.
+    await eventually('the MailDomain written', () =>
+      writeConfig(nc, late, false).then(
+        () => true,
+        () => false,
+      ),
+    );
+    const refused = await eventually('the new MailDomain applied by the ingress', async () => {
+      const r = await swaks([
+        '--server',
+        `127.0.0.1:${postern.smtpPort}`,
+        '--from',
+        'a@sender.test',
+        '--to',
+        'nobody@late.test',
+        '--quit-after',
+        'RCPT',
+      ]);
+      return r.replies.some((l) => /^550 5\.1\.1/.test(l)) && r;
+    });
+    assert.ok(refused);
+    await mailFlows();
+  });
+});
