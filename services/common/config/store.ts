@@ -2,14 +2,15 @@
  * The live configuration every service runs on: a watch over the KV bucket `config` that keeps the current
  * documents in memory and applies changes as they arrive (no restart). Readers call `snapshot()`; the
  * returned object is replaced, never mutated, so a reader sees one consistent version.
- * The watch is a supervised loop (`config-watch`, services/common/supervise.ts): when it ends (bucket deleted,
- * watcher dropped by the server) it is started again with backoff, and /readyz answers 503 until it has replayed
+ * The watch is a supervised loop (`config-watch`, services/common/supervise.ts): when it ends or stalls (bucket
+ * deleted, watcher dropped by the server; services/common/kv-watch.ts) it is started again with backoff, and /readyz answers 503 until it has replayed
  * the bucket — a service never keeps serving a stale configuration while saying it is ready.
  */
 import { EventEmitter } from 'node:events';
 import { Kvm, type KvWatchEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
+import { followBucket } from '../kv-watch.ts';
 import { LoopSupervisor, type SupervisedLoop } from '../supervise.ts';
 import { createLogger } from '../telemetry.ts';
 import { CONFIG_BUCKET, type ConfigSnapshot, type DomainConfig, type PolicyConfig } from './resolved.ts';
@@ -43,10 +44,6 @@ export class ConfigStore extends EventEmitter {
   /** One run of the watch: replays the bucket into a fresh snapshot, publishes it, then applies changes. */
   async #watch(nc: NatsConnection, up: () => void, signal: AbortSignal): Promise<void> {
     const kv = await new Kvm(nc).create(CONFIG_BUCKET, { history: 5 });
-    const watch = await kv.watch({ key: '>' });
-    const onAbort = () => watch.stop();
-    signal.addEventListener('abort', onAbort, { once: true });
-    if (signal.aborted) onAbort();
     // Replayed into its own snapshot, so keys deleted while a previous watch was down are gone after a restart.
     let replay: ConfigSnapshot | undefined = emptySnapshot();
     const loaded = () => {
@@ -56,26 +53,20 @@ export class ConfigStore extends EventEmitter {
       this.emit('change', '*');
       up();
     };
-    try {
-      // An empty bucket sends no entries; the watcher marks the initial load with delta 0 on the last one.
-      if ((await kv.status()).values === 0) loaded();
-      for await (const e of watch) {
-        if (replay) this.#apply(replay, e);
-        else {
-          const next: ConfigSnapshot = {
-            domains: new Map(this.#snapshot.domains),
-            policies: new Map(this.#snapshot.policies),
-          };
-          if (this.#apply(next, e)) {
-            this.#snapshot = next;
-            this.emit('change', e.key);
-          }
-        }
-        if (e.delta === 0) loaded();
+    await followBucket(kv, loaded, signal, (e) => {
+      if (replay) {
+        this.#apply(replay, e);
+        return;
       }
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+      const next: ConfigSnapshot = {
+        domains: new Map(this.#snapshot.domains),
+        policies: new Map(this.#snapshot.policies),
+      };
+      if (this.#apply(next, e)) {
+        this.#snapshot = next;
+        this.emit('change', e.key);
+      }
+    });
   }
 
   /** Applies one entry to `target`; false when the key is not a config document. */
