@@ -5,12 +5,12 @@
  * "no such domain" tests do not wait for a resolver timeout. Null MX (RFC 7505, `MX 0 .`) cannot be written with
  * `--mx-host`, so it is served as a raw RR (`--dns-rr`, type 15, RDATA = preference 0 + root label).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startDaemon } from './daemon.ts';
 import { freePort } from './smtp-sink.ts';
 
 export const DNSMASQ = process.env['DNSMASQ'] ?? '/usr/sbin/dnsmasq';
@@ -100,35 +100,16 @@ export async function startTestDns(records: DnsRecords): Promise<TestDns> {
   // A "dead upstream" that answers nothing: a closed UDP port on loopback yields ICMP unreachable → SERVFAIL.
   const deadPort = await freeDnsPort(host);
   const dir = mkdtempSync(join(tmpdir(), 'postern-dns-'));
-  const child: ChildProcess = spawn(DNSMASQ, dnsmasqArgs(records, host, port, `${host}#${deadPort}`), {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    cwd: dir,
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  let exited = false;
-  child.once('exit', () => {
-    exited = true;
-  });
-  const close = async () => {
-    if (!exited) {
-      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      await Promise.race([gone, sleep(5000, undefined, { ref: false })]);
-      if (!exited) child.kill('SIGKILL');
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
+  const daemon = startDaemon(DNSMASQ, dnsmasqArgs(records, host, port, `${host}#${deadPort}`), dir);
+  const close = daemon.close;
 
   // Ready when a query gets any answer. A raw UDP probe rather than node:dns: a c-ares Resolver keeps the event
   // loop alive for seconds after use, which would delay every test process's exit.
   const deadline = Date.now() + 15_000;
   while (!(await probe(host, port))) {
-    if (exited || Date.now() > deadline) {
+    if (daemon.exited() || Date.now() > deadline) {
       await close();
-      throw new Error(`dnsmasq did not answer on ${host}:${port}: ${stderr.trim()}`);
+      throw new Error(`dnsmasq did not answer on ${host}:${port}: ${daemon.stderr().trim()}`);
     }
     await sleep(100);
   }

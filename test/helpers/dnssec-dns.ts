@@ -6,12 +6,13 @@
  * (ldnsutils). Every other name is refused by a local zone, and the root hints point at loopback, which unbound
  * never queries (do-not-query-localhost): nothing leaves the machine.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createDnssecResolver } from '../../services/delivery/dnssec.ts';
+import { startDaemon } from './daemon.ts';
 
 export const UNBOUND = process.env['UNBOUND'] ?? '/usr/sbin/unbound';
 
@@ -125,42 +126,26 @@ export async function startValidatingResolver(
         ...authZones,
       ].join('\n'),
     );
-    const child: ChildProcess = spawn(UNBOUND, ['-d', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    let exited = false;
-    child.once('exit', () => {
-      exited = true;
-    });
-    const close = async () => {
-      if (!exited) {
-        const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-        child.kill('SIGTERM');
-        await Promise.race([gone, sleep(5000, undefined, { ref: false })]);
-        if (!exited) child.kill('SIGKILL');
-      }
-      rmSync(dir, { recursive: true, force: true });
-    };
+    const daemon = startDaemon(UNBOUND, ['-d', '-c', conf], dir);
+    const close = daemon.close;
     const resolver = createDnssecResolver([`${host}:${port}`], 500);
     const deadline = Date.now() + 15_000;
     for (;;) {
-      if (exited) break;
+      if (daemon.exited()) break;
       try {
         await resolver.address(`ns.${zones[0]!.name}`);
         return { server: `${host}:${port}`, close };
       } catch {
         if (Date.now() > deadline) {
           await close();
-          throw new Error(`unbound did not answer on ${host}:${port}: ${stderr.trim()}`);
+          throw new Error(`unbound did not answer on ${host}:${port}: ${daemon.stderr().trim()}`);
         }
         await sleep(100);
       }
     }
-    if (!/address already in use/i.test(stderr)) {
+    if (!/address already in use/i.test(daemon.stderr())) {
       rmSync(dir, { recursive: true, force: true });
-      throw new Error(`unbound exited: ${stderr.trim()}`);
+      throw new Error(`unbound exited: ${daemon.stderr().trim()}`);
     }
   }
   throw new Error('no free port for unbound');

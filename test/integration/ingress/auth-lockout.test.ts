@@ -5,7 +5,6 @@
  * a key stays locked for the rest of its window and the whole next one.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -15,30 +14,13 @@ import { CONFIG_BUCKET, DEFAULT_RETRY, policyKey } from '../../../services/commo
 import { connectNats, ensureTopology, STREAMS } from '../../../services/common/nats.ts';
 import { startTestNats, type TestNats } from '../../helpers/nats.ts';
 import { swaks } from '../../helpers/swaks.ts';
-import { type ServiceProcess, startServiceProcess } from '../services/process.ts';
+import { type IngressProcess, startIngressProcess, stopIngressProcesses } from './ingress-process.ts';
 
-const ROOT = join(import.meta.dirname, '../../..');
-
-interface Ingress {
-  proc: ServiceProcess;
-  submission: number;
-}
-
-async function startIngressProcess(natsUrl: string): Promise<Ingress> {
-  const proc = await startServiceProcess(join(ROOT, 'services/ingress/main.ts'), {
-    NATS_URL: natsUrl,
-    POSTERN_HOSTNAME: 'mx.test.postern',
-    POSTERN_INGRESS_LISTENERS: JSON.stringify([
-      { name: 'submission', host: '127.0.0.1', port: 0, mode: 'submission', insecureAuth: true },
-    ]),
-    POSTERN_AUTH_FAILURES_PER_IP: '3',
-    POSTERN_AUTH_FAILURES_PER_USER: '2',
-    POSTERN_AUTH_LOCKOUT_SECONDS: '600',
-  });
-  const ready = await proc.waitForLine('ingress ready', (l) => l['msg'] === 'ready');
-  const bound = ready['listeners'] as { name: string; address: string }[];
-  return { proc, submission: Number(bound[0]?.address.split(':').pop()) };
-}
+const LOCKOUT_ENV = {
+  POSTERN_AUTH_FAILURES_PER_IP: '3',
+  POSTERN_AUTH_FAILURES_PER_USER: '2',
+  POSTERN_AUTH_LOCKOUT_SECONDS: '600',
+};
 
 /** One AUTH PLAIN from `client`; the AUTH reply. */
 async function auth(port: number, client: string, user: string, password: string): Promise<string> {
@@ -66,8 +48,8 @@ async function auth(port: number, client: string, user: string, password: string
 describe('AUTH lockout across two ingress processes (real nats-server, swaks)', () => {
   let nats: TestNats;
   let nc: NatsConnection;
-  let a: Ingress;
-  let b: Ingress;
+  let a: IngressProcess;
+  let b: IngressProcess;
   before(async () => {
     nats = await startTestNats();
     nc = await connectNats(nats.url, 'auth-lockout-test');
@@ -87,14 +69,13 @@ describe('AUTH lockout across two ingress processes (real nats-server, swaks)', 
         delivery: { pool: 'default', destinations: [], retry: DEFAULT_RETRY, tls: 'opportunistic' },
       }),
     );
-    [a, b] = await Promise.all([startIngressProcess(nats.url), startIngressProcess(nats.url)]);
+    [a, b] = await Promise.all([
+      startIngressProcess(nats.url, LOCKOUT_ENV),
+      startIngressProcess(nats.url, LOCKOUT_ENV),
+    ]);
   });
   after(async () => {
-    for (const i of [a, b]) {
-      if (!i) continue;
-      i.proc.child.kill('SIGTERM');
-      await i.proc.exited;
-    }
+    await stopIngressProcesses(a, b);
     await nc?.close();
     await nats?.cleanup();
   });

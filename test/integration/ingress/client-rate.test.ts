@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -25,9 +24,8 @@ import { windowOf } from '../../../services/ingress/rate-limit.ts';
 import { startTestNats, type TestNats } from '../../helpers/nats.ts';
 import { eventually } from '../../helpers/postern.ts';
 import { swaks } from '../../helpers/swaks.ts';
-import { type ServiceProcess, startServiceProcess } from '../services/process.ts';
-
-const ROOT = join(import.meta.dirname, '../../..');
+import type { ServiceProcess } from '../services/process.ts';
+import { type IngressProcess, startIngressProcess, stopIngressProcesses } from './ingress-process.ts';
 
 const policy = (p: Partial<PolicyConfig>): PolicyConfig => ({
   source: 'prod/p',
@@ -38,33 +36,6 @@ const policy = (p: Partial<PolicyConfig>): PolicyConfig => ({
   delivery: { pool: 'default', destinations: [], retry: DEFAULT_RETRY, tls: 'opportunistic' },
   ...p,
 });
-
-interface Ingress {
-  proc: ServiceProcess;
-  mx: number;
-  submission: number;
-}
-
-async function startIngressProcess(natsUrl: string): Promise<Ingress> {
-  const proc = await startServiceProcess(join(ROOT, 'services/ingress/main.ts'), {
-    NATS_URL: natsUrl,
-    POSTERN_HOSTNAME: 'mx.test.postern',
-    POSTERN_INGRESS_LISTENERS: JSON.stringify([
-      { name: 'mx', host: '127.0.0.1', port: 0, mode: 'relay' },
-      { name: 'submission', host: '127.0.0.1', port: 0, mode: 'submission', insecureAuth: true },
-    ]),
-  });
-  const ready = await proc.waitForLine('ingress ready', (l) => l['msg'] === 'ready');
-  const bound = ready['listeners'] as { name: string; address: string }[];
-  const port = (name: string) =>
-    Number(
-      bound
-        .find((l) => l.name === name)
-        ?.address.split(':')
-        .pop(),
-    );
-  return { proc, mx: port('mx'), submission: port('submission') };
-}
 
 /** One message from `client` through `port`; the reply that decided it (250 … or the refusal). */
 async function send(
@@ -114,8 +85,8 @@ let nc: NatsConnection;
 
 describe('client message rate across two ingress processes (real nats-server, swaks)', () => {
   let nats: TestNats;
-  let a: Ingress;
-  let b: Ingress;
+  let a: IngressProcess;
+  let b: IngressProcess;
   before(async () => {
     nats = await startTestNats();
     nc = await connectNats(nats.url, 'client-rate-test');
@@ -139,11 +110,7 @@ describe('client message rate across two ingress processes (real nats-server, sw
     [a, b] = await Promise.all([startIngressProcess(nats.url), startIngressProcess(nats.url)]);
   });
   after(async () => {
-    for (const i of [a, b]) {
-      if (!i) continue;
-      i.proc.child.kill('SIGTERM');
-      await i.proc.exited;
-    }
+    await stopIngressProcesses(a, b);
     await nc?.close();
     await nats?.cleanup();
   });
