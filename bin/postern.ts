@@ -157,13 +157,23 @@ function readState(dataDir: string): { natsUrl: string; adminPort: number } {
   }
 }
 
+/** Options of the commands that talk to the queue admin API: a local instance's data dir, or its URL. */
+const ADMIN_OPTIONS = {
+  'data-dir': { type: 'string', default: '.postern' },
+  admin: { type: 'string' },
+} as const;
+
+/** The queue admin API's base URL: --admin, else the running local instance's. */
+function adminBase(values: { admin?: string; 'data-dir': string }): string {
+  return values.admin ?? `http://127.0.0.1:${readState(values['data-dir']).adminPort}`;
+}
+
 async function queue(args: string[]) {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
     options: {
-      'data-dir': { type: 'string', default: '.postern' },
-      admin: { type: 'string' },
+      ...ADMIN_OPTIONS,
       from: { type: 'string' },
       domain: { type: 'string' },
       status: { type: 'string' },
@@ -171,7 +181,7 @@ async function queue(args: string[]) {
     },
   });
   const [action = 'list', id] = positionals;
-  const base = values.admin ?? `http://127.0.0.1:${readState(values['data-dir']).adminPort}`;
+  const base = adminBase(values);
   const filter = {
     ...(values.from ? { from: values.from } : {}),
     ...(values.domain ? { domain: values.domain } : {}),
@@ -186,14 +196,13 @@ async function destinations(args: string[]) {
     args,
     allowPositionals: true,
     options: {
-      'data-dir': { type: 'string', default: '.postern' },
-      admin: { type: 'string' },
+      ...ADMIN_OPTIONS,
       for: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
   const [action = 'list', site] = positionals;
-  const base = values.admin ?? `http://127.0.0.1:${readState(values['data-dir']).adminPort}`;
+  const base = adminBase(values);
   process.stdout.write(
     await destinationsCommand(base, action, site, {
       ...(values.for ? { for: values.for } : {}),
