@@ -7,9 +7,11 @@
  * Keeping bodies out of the envelopes, jobs and per-message state means a 100 KB message is written to
  * JetStream once, not once per hop (see docs/architecture.md, "Bodies").
  */
+
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { msgIds } from './msg-ids.ts';
 import { BODY_BUCKET, STREAMS, SUBJECTS } from './nats.ts';
 import type { BodyRef } from './types.ts';
 
@@ -63,7 +65,7 @@ export class BodyStore {
    */
   async put(id: string, body: Buffer, timeoutMs: number): Promise<BodyRef> {
     if (body.length <= this.streamMax()) {
-      await this.#js.publish(SUBJECTS.body(id), body, { msgID: `body.${id}`, timeout: timeoutMs });
+      await this.#js.publish(SUBJECTS.body(id), body, { msgID: msgIds.body(id), timeout: timeoutMs });
       return { stored: id, size: body.length };
     }
     const os = await this.objects();

@@ -10,10 +10,12 @@
  *   `<key>.rate` / `<key>.cpm`. Every write refreshes a key's age; a key nobody rewrites within the TTL is
  *   removed by the server (stream max_age), so a dead process's leases expire by themselves.
  */
+
 import { createHash } from 'node:crypto';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { msgIds } from './msg-ids.ts';
 import { SUBJECTS } from './nats.ts';
 import type { Route } from './types.ts';
 
@@ -220,6 +222,6 @@ export async function resumeSite(kv: KV, site: string) {
 /** Publishes a site event; the id makes a repeated publish of the same change a duplicate. */
 export async function publishSiteEvent(js: JetStreamClient, event: SiteEvent): Promise<void> {
   await js.publish(SUBJECTS.event(event.kind), JSON.stringify(event), {
-    msgID: `ev.${event.kind}.${siteKey(event.site)}.${event.until ?? event.at}`,
+    msgID: msgIds.siteEvent(event.kind, siteKey(event.site), event.until ?? event.at),
   });
 }

@@ -3,8 +3,10 @@
  * payload, same subject space), runs up to `concurrency` at once, publishes one DeliveryResult per attempt and
  * acks the job only after that publish's PubAck (rule 1: never ack without a report).
  */
+
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { consumeSupervised } from '../common/consume.ts';
+import { msgIds } from '../common/msg-ids.ts';
 import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
 import type { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
@@ -55,7 +57,7 @@ async function scheduleWait(js: JetStreamClient, m: JsMsg, job: DeliveryJob, wai
     siteWait: { waits: (job.siteWait?.waits ?? 0) + 1, ...(token ? { token } : {}) },
   };
   await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), JSON.stringify(waiting), {
-    msgID: `wait.${job.jobId}.a${job.attempt}.s${m.seq}`,
+    msgID: msgIds.siteWait(job.jobId, job.attempt, m.seq),
     schedule: { specification: new Date(wait.untilMs), target: m.subject },
   });
 }
@@ -136,7 +138,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       };
       // Nats-Msg-Id per attempt: a redelivered job that was already reported is deduplicated by the stream.
       await js.publish(SUBJECTS.result(pool), JSON.stringify(result), {
-        msgID: `result.${job.jobId}.a${job.attempt}`,
+        msgID: msgIds.result(job.jobId, job.attempt),
       });
       await m.ackAck();
       metrics.duration.observe({ pool }, durationMs / 1000);

@@ -4,9 +4,11 @@
  * Envelope is published on SUBMIT with Nats-Msg-Id = message id. `submit` resolves only once JetStream has
  * acknowledged everything (DESIGN §3 rule 1) — the caller answers 250 after that and 451 when it rejects.
  */
+
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BodyStore } from '../common/body-store.ts';
+import { msgIds } from '../common/msg-ids.ts';
 import { SUBJECTS } from '../common/nats.ts';
 import type { BodyRef, Envelope } from '../common/types.ts';
 
@@ -82,7 +84,7 @@ export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Sub
         // Nats-Msg-Id = message id: a retried publish inside the duplicate window is stored once.
         await withDeadline(
           js.publish(SUBJECTS.submit(SUBMIT_SHARD), JSON.stringify(envelope), {
-            msgID: id,
+            msgID: msgIds.submission(id),
             timeout: opts.timeoutMs,
           }),
           opts.timeoutMs,

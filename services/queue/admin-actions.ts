@@ -2,7 +2,9 @@
  * Operator actions on the queue (like postqueue/postsuper): list, inspect, drop, retry now, hold, release. They work on the
  * message state in KV and on the deferred jobs' message schedules in OUTBOUND.
  */
+
 import type { JetStreamManager } from '@nats-io/jetstream';
+import { msgIds } from '../common/msg-ids.ts';
 import { STREAMS, SUBJECTS } from '../common/nats.ts';
 import { tlsSummary } from '../common/tls-summary.ts';
 import type { QueueContext } from './context.ts';
@@ -131,7 +133,7 @@ export async function retryNow(ctx: QueueContext, id: string): Promise<string[] 
       ctx.js,
       jobWithBody(current.state, j),
       now,
-      `${jobId}.a${j.attempt}.now${now.getTime()}`,
+      msgIds.jobNow(jobId, j.attempt, 'now', now.getTime()),
     );
     retried.push(jobId);
   }
@@ -197,7 +199,7 @@ export async function releaseMessage(ctx: QueueContext, id: string): Promise<str
       ctx.js,
       jobWithBody(current.state, j),
       now,
-      `${jobId}.a${j.attempt}.release${now.getTime()}`,
+      msgIds.jobNow(jobId, j.attempt, 'release', now.getTime()),
     );
     released.push(jobId);
   }

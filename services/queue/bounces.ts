@@ -3,6 +3,7 @@
  * original's headers, builds the RFC 3464 report and submits it, deduped by `dsn.<jobId>.<attempt>`.
  */
 
+import { msgIds } from '../common/msg-ids.ts';
 import { readHeaderSection } from './body.ts';
 import type { QueueContext } from './context.ts';
 import { buildDsn, type DsnRecipient, dsnEnvelope, mayBounce } from './dsn.ts';
@@ -33,7 +34,7 @@ export async function sendDsn(
   };
   const headers = await readHeaderSection(ctx.bodies, original.body);
   const message = buildDsn(headers === undefined ? input : { ...input, originalHeaders: headers });
-  const msgID = `dsn.${jobId}.${attempt}`;
+  const msgID = msgIds.dsn(jobId, attempt);
   await submitEnvelope(ctx.js, dsnEnvelope(input, message), msgID);
   await publishEvent(
     ctx.js,

@@ -3,7 +3,9 @@
  * message, job and attempt, so a handler that runs again after a crash republishes the same ids and
  * JetStream's duplicate window drops the copies (DESIGN §3 rules).
  */
+
 import type { JetStreamClient } from '@nats-io/jetstream';
+import { msgIds } from '../common/msg-ids.ts';
 import { SUBJECTS } from '../common/nats.ts';
 import type { DeliveryJob, Envelope, MailEvent } from '../common/types.ts';
 import { destinationKey } from './router.ts';
@@ -11,7 +13,7 @@ import { destinationKey } from './router.ts';
 /** Publishes a job for immediate delivery on OUTBOUND. */
 export async function publishJob(js: JetStreamClient, job: DeliveryJob): Promise<void> {
   await js.publish(SUBJECTS.outbound(job.pool, destinationKey(job.route)), JSON.stringify(job), {
-    msgID: `${job.jobId}.a${job.attempt}`,
+    msgID: msgIds.job(job.jobId, job.attempt),
   });
 }
 
@@ -25,7 +27,7 @@ export async function scheduleJob(
   js: JetStreamClient,
   job: DeliveryJob,
   due: Date,
-  msgID = `${job.jobId}.a${job.attempt}`,
+  msgID = msgIds.job(job.jobId, job.attempt),
 ): Promise<void> {
   await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), JSON.stringify(job), {
     msgID,
@@ -36,7 +38,7 @@ export async function scheduleJob(
 /** Publishes an event on EVENTS; `dedupeKey` identifies the occurrence (job + attempt). */
 export async function publishEvent(js: JetStreamClient, event: MailEvent, dedupeKey: string): Promise<void> {
   await js.publish(SUBJECTS.event(event.kind), JSON.stringify(event), {
-    msgID: `ev.${event.kind}.${dedupeKey}`,
+    msgID: msgIds.event(event.kind, dedupeKey),
   });
 }
 

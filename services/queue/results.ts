@@ -5,6 +5,7 @@
  * redelivers the result, which recomputes the same outputs (deduped by Nats-Msg-Id) and then records them. A
  * result whose attempt no longer matches the state was already recorded and is only acknowledged.
  */
+import { attemptOccurrence } from '../common/msg-ids.ts';
 import type { DeliveryResult, RecipientOutcome } from '../common/types.ts';
 import { deleteBody } from './body.ts';
 import { dsnStatus, suppressionReason } from './bounce-codes.ts';
@@ -89,7 +90,7 @@ async function publishOutcomeEvents(ctx: QueueContext, result: DeliveryResult, d
             pool: job.pool,
             ...(list[0]!.tls ? { tls: list[0]!.tls } : {}),
           },
-          `${job.jobId}.${job.attempt}`,
+          attemptOccurrence(job.jobId, job.attempt),
         ),
       ),
   );

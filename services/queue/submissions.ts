@@ -3,6 +3,7 @@
  * per destination and the 'received' event. The caller acks the submission only after this resolves, so a
  * crash at any point redelivers it; every step is idempotent (create-or-keep state, Nats-Msg-Id on publishes).
  */
+import { suppressionOccurrence } from '../common/msg-ids.ts';
 import type { Envelope } from '../common/types.ts';
 import { deleteBody } from './body.ts';
 import { sendDsn } from './bounces.ts';
@@ -69,12 +70,12 @@ export async function handleSubmission(ctx: QueueContext, env: Envelope): Promis
         recipients,
         response: SUPPRESSED_RESPONSE,
       },
-      `${env.id}.s`,
+      suppressionOccurrence(env.id),
     );
     const sent = await sendDsn(
       ctx,
       state,
-      `${env.id}.s`,
+      suppressionOccurrence(env.id),
       0,
       recipients.map((recipient) => ({
         recipient,

@@ -10,12 +10,14 @@
  * A process that dies between claim and send loses that report (logged by nobody): reports are best effort,
  * like every MTA's.
  */
+
 import type { LookupAddress } from 'node:dns';
 import { request } from 'node:https';
 import { isIP } from 'node:net';
 import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { msgIds } from '../../common/msg-ids.ts';
 import { SUBJECTS, subjectToken } from '../../common/nats.ts';
 import type { Logger } from '../../common/telemetry.ts';
 import type { Envelope } from '../../common/types.ts';
@@ -173,7 +175,7 @@ export async function startTlsRptReporter(opts: ReporterOptions): Promise<TlsRpt
     };
     // Through the pipeline like any accepted message: durable once acked, routed, DKIM-signed when the From
     // domain has a key, retried; Nats-Msg-Id = id so a repeated run inside the duplicate window is stored once.
-    await js.publish(SUBJECTS.submit(0), JSON.stringify(envelope), { msgID: id });
+    await js.publish(SUBJECTS.submit(0), JSON.stringify(envelope), { msgID: msgIds.tlsReport(id) });
   };
 
   const runPeriod = async (end: Date): Promise<SentReport[]> => {

@@ -5,6 +5,7 @@
 import { AckPolicy, type Consumer, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
+import { msgIds } from '../../../services/common/msg-ids.ts';
 import { connectNats, ensureTopology, STREAMS, SUBJECTS } from '../../../services/common/nats.ts';
 import { createLogger } from '../../../services/common/telemetry.ts';
 import type { DeliveryJob, DeliveryResult, Route } from '../../../services/common/types.ts';
@@ -80,7 +81,7 @@ export async function startHarness(): Promise<Harness> {
   const publish = async (job: DeliveryJob) => {
     const dest = job.route.kind === 'mx' ? job.route.domain : `${job.route.host}:${job.route.port}`;
     await js.publish(SUBJECTS.outbound(job.pool, dest), JSON.stringify(job), {
-      msgID: `job.${job.jobId}.a${job.attempt}`,
+      msgID: msgIds.job(job.jobId, job.attempt),
     });
   };
 

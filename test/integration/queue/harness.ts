@@ -20,6 +20,7 @@ import {
   type PolicyConfig,
 } from '../../../services/common/config/resolved.ts';
 import { ConfigStore } from '../../../services/common/config/store.ts';
+import { msgIds } from '../../../services/common/msg-ids.ts';
 import {
   BODY_BUCKET,
   connectNats,
@@ -208,7 +209,9 @@ export async function startHarness(config: {
         },
         ...partial,
       };
-      await js.publish(SUBJECTS.submit(0), JSON.stringify(env), { msgID: msgID ?? `submit.${env.id}` });
+      await js.publish(SUBJECTS.submit(0), JSON.stringify(env), {
+        msgID: msgID ?? msgIds.submission(env.id),
+      });
       return env;
     },
     async report(job, outcomes) {
@@ -219,7 +222,7 @@ export async function startHarness(config: {
         durationMs: 1,
       };
       await js.publish(SUBJECTS.result(job.pool), JSON.stringify(result), {
-        msgID: `result.${job.jobId}.${job.attempt}`,
+        msgID: msgIds.result(job.jobId, job.attempt),
       });
     },
     jobFor(messageId, attempt = 1) {
