@@ -1,16 +1,16 @@
 /**
- * The contracts between services: what travels on each JetStream stream.
- * Every service imports these; none re-declares them.
+ * The contracts between services: what travels on each JetStream stream, as TypeBox schemas with their `Static`
+ * types (one definition for the type and the run-time check, like the CRD specs in config/schema.ts). Every
+ * service imports these; none re-declares them. Consumers validate what they read with the compiled checks in
+ * contracts.ts; a message that fails is terminated with a log line naming the first wrong field.
+ *
+ * `v` is the contract version. Producers write `CONTRACT_VERSION`; a message without `v` is read as version 1 (what
+ * was in flight before the field existed). A change that old readers cannot take raises the version.
  */
+import { type Static, Type } from '@sinclair/typebox';
 
-/** Where a recipient's mail goes, decided by the queue at routing time. */
-export type Route =
-  /** Relay to the recipient domain's MX hosts (RFC 5321 §5). */
-  | { kind: 'mx'; domain: string; tls: TlsMode }
-  /** Relay through a smarthost named by the RelayPolicy. */
-  | { kind: 'smarthost'; host: string; port: number; tls: TlsMode; auth?: { user: string; pass: string } }
-  /** Hand inbound mail to the domain's mailbox store. */
-  | { kind: 'mailbox'; host: string; port: number; protocol: 'lmtp' | 'smtp'; tls: TlsMode };
+export const CONTRACT_VERSION = 1;
+const Version = Type.Optional(Type.Literal(CONTRACT_VERSION));
 
 /**
  * TLS policy of a route (docs/delivery.md "TLS policy"). Never a silent downgrade: every mode but `none` and
@@ -22,141 +22,212 @@ export type Route =
  * - mta-sts: the recipient domain's MTA-STS policy (RFC 8461); none published → opportunistic (MX routes only).
  * - dane: DNSSEC-authenticated TLSA records (RFC 7672); none → the mta-sts behaviour (MX routes only).
  */
-export type TlsMode = 'none' | 'opportunistic' | 'required' | 'verify' | 'mta-sts' | 'dane';
+export const TlsMode = Type.Union([
+  Type.Literal('none'),
+  Type.Literal('opportunistic'),
+  Type.Literal('required'),
+  Type.Literal('verify'),
+  Type.Literal('mta-sts'),
+  Type.Literal('dane'),
+]);
+export type TlsMode = Static<typeof TlsMode>;
 
 /** RFC 8460 §4.3 result types (the TLS-RPT failure vocabulary), used for every TLS failure we report. */
-export type TlsFailureType =
-  | 'starttls-not-supported'
-  | 'certificate-host-mismatch'
-  | 'certificate-expired'
-  | 'certificate-not-trusted'
-  | 'validation-failure'
-  | 'tlsa-invalid'
-  | 'dnssec-invalid'
-  | 'dane-required'
-  | 'sts-policy-fetch-error'
-  | 'sts-policy-invalid'
-  | 'sts-webpki-invalid';
+export const TlsFailureType = Type.Union([
+  Type.Literal('starttls-not-supported'),
+  Type.Literal('certificate-host-mismatch'),
+  Type.Literal('certificate-expired'),
+  Type.Literal('certificate-not-trusted'),
+  Type.Literal('validation-failure'),
+  Type.Literal('tlsa-invalid'),
+  Type.Literal('dnssec-invalid'),
+  Type.Literal('dane-required'),
+  Type.Literal('sts-policy-fetch-error'),
+  Type.Literal('sts-policy-invalid'),
+  Type.Literal('sts-webpki-invalid'),
+]);
+export type TlsFailureType = Static<typeof TlsFailureType>;
 
 /** What one SMTP session's TLS was: travels in results, events, DSNs and `postern queue show`. */
-export interface TlsFacts {
+export const TlsFacts = Type.Object({
   /** The route's configured mode. */
-  policy: TlsMode;
+  policy: TlsMode,
   /**
    * What that mode meant for this destination: `dane` (authenticated TLSA), `mta-sts-enforce`,
    * `mta-sts-testing`, or the mode itself (`opportunistic` also when mta-sts/dane found no policy).
    */
-  applied: string;
+  applied: Type.String(),
   /** Negotiated protocol and cipher; absent when the session stayed in clear text. */
-  version?: string;
-  cipher?: string;
+  version: Type.Optional(Type.String()),
+  cipher: Type.Optional(Type.String()),
   /** The peer certificate was validated (PKIX for the host name, or a TLSA match for DANE). */
-  verified: boolean;
+  verified: Type.Boolean(),
   /** Why TLS failed or would have failed (testing policies deliver anyway and report it). */
-  failure?: TlsFailureType;
+  failure: Type.Optional(TlsFailureType),
   /** Human detail of the failure. */
-  detail?: string;
-}
+  detail: Type.Optional(Type.String()),
+});
+export type TlsFacts = Static<typeof TlsFacts>;
+
+/** Where a recipient's mail goes, decided by the queue at routing time. */
+export const Route = Type.Union([
+  /** Relay to the recipient domain's MX hosts (RFC 5321 §5). */
+  Type.Object({ kind: Type.Literal('mx'), domain: Type.String(), tls: TlsMode }),
+  /** Relay through a smarthost named by the RelayPolicy. */
+  Type.Object({
+    kind: Type.Literal('smarthost'),
+    host: Type.String(),
+    port: Type.Integer(),
+    tls: TlsMode,
+    auth: Type.Optional(Type.Object({ user: Type.String(), pass: Type.String() })),
+  }),
+  /** Hand inbound mail to the domain's mailbox store. */
+  Type.Object({
+    kind: Type.Literal('mailbox'),
+    host: Type.String(),
+    port: Type.Integer(),
+    protocol: Type.Union([Type.Literal('lmtp'), Type.Literal('smtp')]),
+    tls: TlsMode,
+  }),
+]);
+export type Route = Static<typeof Route>;
 
 /**
  * The message body (services/common/body-store.ts): inline (base64) when small, a message in the `BODIES`
  * stream (`stored` = message id) up to the server's max payload, else a name in the `bodies` object store.
  */
-export type BodyRef =
-  | { inline: string }
-  | { stored: string; size: number }
-  | { object: string; size: number };
+export const BodyRef = Type.Union([
+  Type.Object({ inline: Type.String() }),
+  Type.Object({ stored: Type.String(), size: Type.Integer() }),
+  Type.Object({ object: Type.String(), size: Type.Integer() }),
+]);
+export type BodyRef = Static<typeof BodyRef>;
+
+const MessageKind = Type.Union([Type.Literal('mail'), Type.Literal('dsn')]);
 
 /** Published by ingress on SUBMIT (`mail.submit.<shard>`) once per accepted message. */
-export interface Envelope {
-  id: string;
+export const Envelope = Type.Object({
+  v: Version,
+  id: Type.String({ minLength: 1 }),
   /** Envelope sender; '' is the null sender `<>` (bounces). */
-  from: string;
-  to: string[];
-  receivedAt: string;
+  from: Type.String(),
+  to: Type.Array(Type.String(), { minItems: 1 }),
+  receivedAt: Type.String({ minLength: 1 }),
   /** Name of the RelayPolicy that allowed relaying, when any recipient is relayed. */
-  policy?: string;
+  policy: Type.Optional(Type.String()),
   /** The client as seen by ingress (for Received and logs). */
-  client: { address: string; helo: string; user?: string; tls: boolean };
-  size: number;
-  body: BodyRef;
+  client: Type.Object({
+    address: Type.String(),
+    helo: Type.String(),
+    user: Type.Optional(Type.String()),
+    tls: Type.Boolean(),
+  }),
+  size: Type.Integer({ minimum: 0 }),
+  body: BodyRef,
   /** 'dsn' for bounces Postern generated itself: never bounced again (no bounce loops). */
-  kind?: 'mail' | 'dsn';
-  smtputf8?: boolean;
-}
+  kind: Type.Optional(MessageKind),
+  smtputf8: Type.Optional(Type.Boolean()),
+});
+export type Envelope = Static<typeof Envelope>;
 
 /** Retry settings carried with each job so delivery and queue agree without a config lookup. */
-export interface RetryPolicy {
+export const RetryPolicy = Type.Object({
   /** Delays in ms between attempts; the last repeats. */
-  scheduleMs: number[];
+  scheduleMs: Type.Array(Type.Number({ minimum: 0 })),
   /** A recipient not delivered this long after receipt expires (bounced). */
-  maxLifetimeMs: number;
-}
+  maxLifetimeMs: Type.Number({ minimum: 0 }),
+});
+export type RetryPolicy = Static<typeof RetryPolicy>;
 
-/** Published by the queue on OUTBOUND (`mail.out.<pool>.<destination>`): one per message × destination. */
-export interface DeliveryJob {
+/** A job as the queue stores and delivery reports it: everything but the body. */
+const JobFields = {
+  v: Version,
   /** `<messageId>.<destination index>`: stable across retries. */
-  jobId: string;
-  messageId: string;
-  attempt: number;
-  from: string;
-  recipients: string[];
-  route: Route;
-  pool: string;
-  body: BodyRef;
-  receivedAt: string;
-  expiresAt: string;
-  retry: RetryPolicy;
-  kind: 'mail' | 'dsn';
+  jobId: Type.String({ minLength: 1 }),
+  messageId: Type.String({ minLength: 1 }),
+  attempt: Type.Integer({ minimum: 1 }),
+  from: Type.String(),
+  recipients: Type.Array(Type.String(), { minItems: 1 }),
+  route: Route,
+  pool: Type.String(),
+  receivedAt: Type.String(),
+  expiresAt: Type.String(),
+  retry: RetryPolicy,
+  kind: MessageKind,
   /**
    * The RelayPolicy that routed the job (`<namespace>/<name>`): delivery reads its `destinations[]` limits from
    * the live config. Absent for mail no policy relayed (inbound, DSNs).
    */
-  policy?: string;
+  policy: Type.Optional(Type.String()),
   /**
    * Set by delivery on a job it re-scheduled because its site was at a limit (never an attempt): how often it
    * waited (for backoff) and the message token it reserved at the site, due at `at` (ms since epoch).
    */
-  siteWait?: { waits: number; token?: { site: string; at: number } };
+  siteWait: Type.Optional(
+    Type.Object({
+      waits: Type.Integer({ minimum: 0 }),
+      token: Type.Optional(Type.Object({ site: Type.String(), at: Type.Number() })),
+    }),
+  ),
   /** DKIM signing key for the sender domain, when it has one. */
-  dkim?: { domain: string; selector: string; privateKey: string };
-}
+  dkim: Type.Optional(
+    Type.Object({ domain: Type.String(), selector: Type.String(), privateKey: Type.String() }),
+  ),
+};
+
+/** Published by the queue on OUTBOUND (`mail.out.<pool>.<destination>`): one per message × destination. */
+export const DeliveryJob = Type.Object({ ...JobFields, body: BodyRef });
+export type DeliveryJob = Static<typeof DeliveryJob>;
 
 /** Per-recipient result of one attempt. */
-export interface RecipientOutcome {
-  recipient: string;
-  status: 'delivered' | 'deferred' | 'failed';
+export const RecipientOutcome = Type.Object({
+  recipient: Type.String(),
+  status: Type.Union([Type.Literal('delivered'), Type.Literal('deferred'), Type.Literal('failed')]),
   /** Remote reply (e.g. "550 5.1.1 No such user") or local reason. */
-  response: string;
+  response: Type.String(),
   /** Enhanced status code when known (RFC 3463). */
-  enhanced?: string;
-  remoteMta?: string;
+  enhanced: Type.Optional(Type.String()),
+  remoteMta: Type.Optional(Type.String()),
   /** TLS of the session the outcome came from (or of the failed attempt to get one). */
-  tls?: TlsFacts;
-}
+  tls: Type.Optional(TlsFacts),
+});
+export type RecipientOutcome = Static<typeof RecipientOutcome>;
 
 /**
  * Published by delivery on RESULTS (`mail.result.<pool>`) after every attempt. The job travels back without its
  * body: the queue keeps the body reference in its message state.
  */
-export interface DeliveryResult {
-  job: Omit<DeliveryJob, 'body'>;
-  outcomes: RecipientOutcome[];
-  attemptedAt: string;
-  durationMs: number;
-}
+export const DeliveryResult = Type.Object({
+  v: Version,
+  job: Type.Object(JobFields),
+  outcomes: Type.Array(RecipientOutcome),
+  attemptedAt: Type.String(),
+  durationMs: Type.Number({ minimum: 0 }),
+});
+export type DeliveryResult = Static<typeof DeliveryResult>;
 
-export type EventKind = 'received' | 'delivered' | 'deferred' | 'bounced' | 'expired' | 'suppressed' | 'dsn';
+export const EventKind = Type.Union([
+  Type.Literal('received'),
+  Type.Literal('delivered'),
+  Type.Literal('deferred'),
+  Type.Literal('bounced'),
+  Type.Literal('expired'),
+  Type.Literal('suppressed'),
+  Type.Literal('dsn'),
+]);
+export type EventKind = Static<typeof EventKind>;
 
 /** Published on EVENTS (`mail.event.<kind>`): the audit trail and the source for metrics and webhooks. */
-export interface MailEvent {
-  kind: EventKind;
-  messageId: string;
-  at: string;
-  from?: string;
-  recipients?: string[];
-  response?: string;
-  attempt?: number;
-  pool?: string;
-  tls?: TlsFacts;
-}
+export const MailEvent = Type.Object({
+  v: Version,
+  kind: EventKind,
+  messageId: Type.String(),
+  at: Type.String(),
+  from: Type.Optional(Type.String()),
+  recipients: Type.Optional(Type.Array(Type.String())),
+  response: Type.Optional(Type.String()),
+  attempt: Type.Optional(Type.Integer()),
+  pool: Type.Optional(Type.String()),
+  tls: Type.Optional(TlsFacts),
+});
+export type MailEvent = Static<typeof MailEvent>;

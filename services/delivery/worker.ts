@@ -6,6 +6,7 @@
 
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { consumeSupervised } from '../common/consume.ts';
+import { encodeContract, readDeliveryJob } from '../common/contracts.ts';
 import { msgIds } from '../common/msg-ids.ts';
 import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
 import type { LoopSupervisor } from '../common/supervise.ts';
@@ -34,14 +35,6 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-function parseJob(text: string): DeliveryJob {
-  const job = JSON.parse(text) as DeliveryJob;
-  if (!job || typeof job.jobId !== 'string' || !Array.isArray(job.recipients) || !job.route || !job.body) {
-    throw new Error('not a DeliveryJob');
-  }
-  return job;
-}
-
 const RESULT_LABEL = { delivered: 'delivered', deferred: 'deferred', failed: 'bounced' } as const;
 
 /**
@@ -56,7 +49,7 @@ async function scheduleWait(js: JetStreamClient, m: JsMsg, job: DeliveryJob, wai
     ...job,
     siteWait: { waits: (job.siteWait?.waits ?? 0) + 1, ...(token ? { token } : {}) },
   };
-  await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), JSON.stringify(waiting), {
+  await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), encodeContract(waiting), {
     msgID: msgIds.siteWait(job.jobId, job.attempt, m.seq),
     schedule: { specification: new Date(wait.untilMs), target: m.subject },
   });
@@ -76,7 +69,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const handle = async (m: JsMsg) => {
     let job: DeliveryJob;
     try {
-      job = parseJob(m.string());
+      job = readDeliveryJob(m.string());
     } catch (err) {
       // Nothing to report to without a job: terminate so it does not loop forever, and say so.
       log.error(
@@ -137,7 +130,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         durationMs,
       };
       // Nats-Msg-Id per attempt: a redelivered job that was already reported is deduplicated by the stream.
-      await js.publish(SUBJECTS.result(pool), JSON.stringify(result), {
+      await js.publish(SUBJECTS.result(pool), encodeContract(result), {
         msgID: msgIds.result(job.jobId, job.attempt),
       });
       await m.ackAck();

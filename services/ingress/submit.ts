@@ -8,6 +8,7 @@
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BodyStore } from '../common/body-store.ts';
+import { encodeContract } from '../common/contracts.ts';
 import { msgIds } from '../common/msg-ids.ts';
 import { SUBJECTS } from '../common/nats.ts';
 import type { BodyRef, Envelope } from '../common/types.ts';
@@ -83,7 +84,7 @@ export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Sub
       try {
         // Nats-Msg-Id = message id: a retried publish inside the duplicate window is stored once.
         await withDeadline(
-          js.publish(SUBJECTS.submit(SUBMIT_SHARD), JSON.stringify(envelope), {
+          js.publish(SUBJECTS.submit(SUBMIT_SHARD), encodeContract(envelope), {
             msgID: msgIds.submission(id),
             timeout: opts.timeoutMs,
           }),

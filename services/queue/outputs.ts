@@ -5,6 +5,7 @@
  */
 
 import type { JetStreamClient } from '@nats-io/jetstream';
+import { encodeContract } from '../common/contracts.ts';
 import { msgIds } from '../common/msg-ids.ts';
 import { SUBJECTS } from '../common/nats.ts';
 import type { DeliveryJob, Envelope, MailEvent } from '../common/types.ts';
@@ -12,7 +13,7 @@ import { destinationKey } from './router.ts';
 
 /** Publishes a job for immediate delivery on OUTBOUND. */
 export async function publishJob(js: JetStreamClient, job: DeliveryJob): Promise<void> {
-  await js.publish(SUBJECTS.outbound(job.pool, destinationKey(job.route)), JSON.stringify(job), {
+  await js.publish(SUBJECTS.outbound(job.pool, destinationKey(job.route)), encodeContract(job), {
     msgID: msgIds.job(job.jobId, job.attempt),
   });
 }
@@ -29,7 +30,7 @@ export async function scheduleJob(
   due: Date,
   msgID = msgIds.job(job.jobId, job.attempt),
 ): Promise<void> {
-  await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), JSON.stringify(job), {
+  await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), encodeContract(job), {
     msgID,
     schedule: { specification: due, target: SUBJECTS.outbound(job.pool, destinationKey(job.route)) },
   });
@@ -37,12 +38,12 @@ export async function scheduleJob(
 
 /** Publishes an event on EVENTS; `dedupeKey` identifies the occurrence (job + attempt). */
 export async function publishEvent(js: JetStreamClient, event: MailEvent, dedupeKey: string): Promise<void> {
-  await js.publish(SUBJECTS.event(event.kind), JSON.stringify(event), {
+  await js.publish(SUBJECTS.event(event.kind), encodeContract(event), {
     msgID: msgIds.event(event.kind, dedupeKey),
   });
 }
 
 /** Submits a DSN envelope like any accepted message (shard 0). */
 export async function submitEnvelope(js: JetStreamClient, env: Envelope, msgID: string): Promise<void> {
-  await js.publish(SUBJECTS.submit(0), JSON.stringify(env), { msgID });
+  await js.publish(SUBJECTS.submit(0), encodeContract(env), { msgID });
 }

@@ -29,18 +29,6 @@ import {
 /** Held by an operator, or asked to be held while it was in flight. */
 const isHolding = (j: JobState) => j.status === 'held' || j.hold === true;
 
-export function parseResult(data: string): DeliveryResult {
-  const r = JSON.parse(data) as DeliveryResult;
-  if (
-    typeof r?.job?.jobId !== 'string' ||
-    typeof r.job.messageId !== 'string' ||
-    !Array.isArray(r.outcomes)
-  ) {
-    throw new Error('not a delivery result (needs job.jobId, job.messageId, outcomes[])');
-  }
-  return r;
-}
-
 /** Deletes the body and then the state of a message whose jobs are all final (idempotent). */
 export async function finishMessage(ctx: QueueContext, key: string, state: MessageState): Promise<void> {
   await deleteBody(ctx.bodies, state.body);

@@ -2,12 +2,14 @@
  * The queue manager: consumes SUBMIT (route → jobs on OUTBOUND) and RESULTS (retry schedules, DSNs,
  * suppression, clean-up), exports queue metrics and serves the admin API.
  */
+
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import { BodyStore } from '../common/body-store.ts';
 import type { ConfigStore } from '../common/config/store.ts';
+import { readDeliveryResult, readEnvelope } from '../common/contracts.ts';
 import { CONSUMERS, ensureConsumer, STATE_BUCKET, STREAMS, SUPPRESSION_BUCKET } from '../common/nats.ts';
 import { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
@@ -16,9 +18,9 @@ import { runConsumer } from './consumer.ts';
 import type { QueueContext } from './context.ts';
 import { startDepthPoller } from './depth.ts';
 import { createQueueMetrics } from './metrics.ts';
-import { handleResult, parseResult } from './results.ts';
+import { handleResult } from './results.ts';
 import type { QueueSettings } from './settings.ts';
-import { handleSubmission, parseEnvelope } from './submissions.ts';
+import { handleSubmission } from './submissions.ts';
 import { SuppressionList } from './suppression.ts';
 
 export interface QueueService {
@@ -68,7 +70,7 @@ export async function startQueue(opts: {
     stream: STREAMS.submit,
     durable: CONSUMERS.queueSubmit,
     ensure: () => ensureConsumer(nc, STREAMS.submit, CONSUMERS.queueSubmit, 'mail.submit.>', consumerOpts),
-    parse: parseEnvelope,
+    parse: readEnvelope,
     idOf: (env) => env.id,
     handle: (env) => handleSubmission(ctx, env),
   });
@@ -83,7 +85,7 @@ export async function startQueue(opts: {
       durable: CONSUMERS.queueResults,
       ensure: () =>
         ensureConsumer(nc, STREAMS.results, CONSUMERS.queueResults, 'mail.result.>', consumerOpts),
-      parse: parseResult,
+      parse: readDeliveryResult,
       idOf: (r) => r.job.messageId,
       handle: (r) => handleResult(ctx, r),
     });

@@ -15,22 +15,6 @@ import { createOrKeepState, jobWithBody, type MessageState, stateKey } from './s
 /** Local reason recorded for recipients on the suppression list. */
 export const SUPPRESSED_RESPONSE = '550 5.1.1 recipient suppressed after a recent hard bounce';
 
-/** Throws on an envelope the queue cannot process (the caller terminates it with a log line). */
-export function parseEnvelope(data: string): Envelope {
-  const env = JSON.parse(data) as Envelope;
-  if (
-    typeof env?.id !== 'string' ||
-    typeof env.from !== 'string' ||
-    !Array.isArray(env.to) ||
-    env.to.length === 0 ||
-    !env.body ||
-    Number.isNaN(Date.parse(env.receivedAt))
-  ) {
-    throw new Error('not an envelope (needs id, from, to[], receivedAt, body)');
-  }
-  return env;
-}
-
 export async function handleSubmission(ctx: QueueContext, env: Envelope): Promise<void> {
   const suppressedNow = await ctx.suppression.suppressed(env.to);
   const plan = planDelivery(env, ctx.config.snapshot(), (r) => suppressedNow.has(r));

@@ -17,6 +17,7 @@ import { isIP } from 'node:net';
 import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { encodeContract } from '../../common/contracts.ts';
 import { msgIds } from '../../common/msg-ids.ts';
 import { SUBJECTS, subjectToken } from '../../common/nats.ts';
 import type { Logger } from '../../common/telemetry.ts';
@@ -175,7 +176,7 @@ export async function startTlsRptReporter(opts: ReporterOptions): Promise<TlsRpt
     };
     // Through the pipeline like any accepted message: durable once acked, routed, DKIM-signed when the From
     // domain has a key, retried; Nats-Msg-Id = id so a repeated run inside the duplicate window is stored once.
-    await js.publish(SUBJECTS.submit(0), JSON.stringify(envelope), { msgID: msgIds.tlsReport(id) });
+    await js.publish(SUBJECTS.submit(0), encodeContract(envelope), { msgID: msgIds.tlsReport(id) });
   };
 
   const runPeriod = async (end: Date): Promise<SentReport[]> => {
