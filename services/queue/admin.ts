@@ -11,7 +11,6 @@
  * Binds where POSTERN_ADMIN_HOST/PORT say (loopback by default): it has no authentication of its own.
  */
 import { createServer, type ServerResponse } from 'node:http';
-import type { JetStreamManager } from '@nats-io/jetstream';
 import { dropMessage, getQueued, holdMessage, listQueue, releaseMessage, retryNow } from './admin-actions.ts';
 import { handleSites } from './admin-sites.ts';
 import { queueSummary, SummaryRequestError } from './admin-summary.ts';
@@ -28,12 +27,7 @@ function send(res: ServerResponse, status: number, body: unknown) {
   res.end(`${JSON.stringify(body)}\n`);
 }
 
-export async function startAdminServer(
-  ctx: QueueContext,
-  jsm: JetStreamManager,
-  host: string,
-  port: number,
-): Promise<AdminServer> {
+export async function startAdminServer(ctx: QueueContext, host: string, port: number): Promise<AdminServer> {
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
@@ -63,7 +57,7 @@ export async function startAdminServer(
         return entry ? send(res, 200, entry) : send(res, 404, { error: `message ${id} not queued` });
       }
       if (id && parts.length === 2 && req.method === 'DELETE') {
-        return (await dropMessage(ctx, jsm, id))
+        return (await dropMessage(ctx, id))
           ? send(res, 200, { dropped: id })
           : send(res, 404, { error: `message ${id} not queued` });
       }
@@ -74,7 +68,7 @@ export async function startAdminServer(
           : send(res, 404, { error: `message ${id} not queued` });
       }
       if (id && parts[2] === 'hold' && req.method === 'POST') {
-        const jobs = await holdMessage(ctx, jsm, id);
+        const jobs = await holdMessage(ctx, id);
         return jobs ? send(res, 200, { held: jobs }) : send(res, 404, { error: `message ${id} not queued` });
       }
       if (id && parts[2] === 'release' && req.method === 'POST') {

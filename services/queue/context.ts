@@ -1,5 +1,5 @@
 /** What the queue's handlers share: clients for JetStream, KV and object store, config, metrics, settings. */
-import type { JetStreamClient } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { BodyStore } from '../common/body-store.ts';
 import type { ConfigStore } from '../common/config/store.ts';
@@ -9,6 +9,7 @@ import type { SuppressionList } from './suppression.ts';
 
 export interface QueueContext {
   js: JetStreamClient;
+  jsm: JetStreamManager;
   state: KV;
   bodies: BodyStore;
   suppression: SuppressionList;

@@ -48,6 +48,7 @@ export async function startQueue(opts: {
   const kvm = new Kvm(nc);
   const ctx: QueueContext = {
     js,
+    jsm,
     state: await kvm.open(STATE_BUCKET),
     bodies: new BodyStore(nc),
     suppression: new SuppressionList(await kvm.open(SUPPRESSION_BUCKET), settings.suppressionTtlMs),
@@ -90,7 +91,7 @@ export async function startQueue(opts: {
       handle: (r) => handleResult(ctx, r),
     });
     poller = startDepthPoller(jsm, ctx.metrics, loops, settings.depthIntervalMs);
-    admin = await startAdminServer(ctx, jsm, settings.adminHost, settings.adminPort);
+    admin = await startAdminServer(ctx, settings.adminHost, settings.adminPort);
   } catch (err) {
     await Promise.all([submissions.stop(), results?.stop()]);
     await poller?.stop();

@@ -1,0 +1,79 @@
+/**
+ * The shell around the lifecycle (lifecycle.ts): read a message's state → transition → publish what must precede
+ * the write → compare-and-set the state → what follows the write. Several handlers change one message at once
+ * (results of its jobs on different queue replicas, operator actions), so a lost compare-and-set reads afresh
+ * and runs the transition again; outputs published by a lost round are published again under the same
+ * Nats-Msg-Ids and deduplicated by the stream.
+ */
+import { STREAMS, SUBJECTS } from '../common/nats.ts';
+import { deleteBody } from './body.ts';
+import { sendDsn } from './bounces.ts';
+import type { QueueContext } from './context.ts';
+import { type LifecycleEvent, type Output, type Transition, transition } from './lifecycle.ts';
+import { publishEvent, publishJob, scheduleJob } from './outputs.ts';
+import { isCasConflict, type MessageState, readState, stateKey } from './state.ts';
+
+const MAX_ROUNDS = 100;
+
+export interface Applied extends Transition {
+  /** The state as it was read before the event (undefined: the message was not queued). */
+  previous: MessageState | undefined;
+  dsnSent: number;
+}
+
+/** Publishes a group of outputs (each awaits its PubAck); the body goes last, after everything that reads it. */
+async function run(ctx: QueueContext, t: Transition, outputs: Output[]): Promise<number> {
+  let dsnSent = 0;
+  const one = async (o: Output): Promise<void> => {
+    switch (o.kind) {
+      case 'publish':
+        return publishJob(ctx.js, o.job);
+      case 'schedule':
+        return scheduleJob(ctx.js, o.job, o.due, o.msgID);
+      case 'unschedule':
+        // A schedule that fires before this purge becomes an attempt whose result the state then handles.
+        await ctx.jsm.streams.purge(STREAMS.outbound, { filter: SUBJECTS.scheduled(o.pool, o.jobId) });
+        return;
+      case 'event':
+        return publishEvent(ctx.js, o.event, o.occurrence);
+      case 'dsn':
+        if (t.message && (await sendDsn(ctx, t.message, o.occurrence, o.attempt, o.recipients))) dsnSent++;
+        return;
+      case 'suppress':
+        return ctx.suppression.add(o.recipient, o.reason, o.response);
+      case 'delete-body':
+        if (t.message) await deleteBody(ctx.bodies, t.message.body);
+        return;
+    }
+  };
+  await Promise.all(outputs.filter((o) => o.kind !== 'delete-body').map(one));
+  for (const o of outputs) if (o.kind === 'delete-body') await one(o);
+  return dsnSent;
+}
+
+/** Applies one lifecycle event to a message and carries out its outputs; see the module comment. */
+export async function applyEvent(
+  ctx: QueueContext,
+  messageId: string,
+  event: LifecycleEvent,
+): Promise<Applied> {
+  const key = stateKey(messageId);
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    // A new submission's state is created without reading first (the common case); a redelivered one loses
+    // the create and reads what the first one planned.
+    const current = round === 0 && event.kind === 'submitted' ? undefined : await readState(ctx.state, key);
+    const t = transition(current?.state, event);
+    let dsnSent = await run(ctx, t, t.before);
+    try {
+      if (t.write === 'create') await ctx.state.create(key, JSON.stringify(t.state));
+      else if (t.write === 'update') await ctx.state.update(key, JSON.stringify(t.state), current!.revision);
+      else if (t.write === 'delete') await ctx.state.delete(key, { previousSeq: current!.revision });
+    } catch (err) {
+      if (isCasConflict(err)) continue;
+      throw err;
+    }
+    dsnSent += await run(ctx, t, t.after);
+    return { ...t, previous: current?.state, dsnSent };
+  }
+  throw new Error(`message ${messageId}: state update lost ${MAX_ROUNDS} compare-and-set races in a row`);
+}
