@@ -10,6 +10,8 @@ TEST_PACKAGES=(
   dnsmasq-base           # MX / A answers for delivery tests
   unbound                # DNSSEC-validating resolver for the DANE tests (AD bit over a locally signed zone)
   ldnsutils              # ldns-keygen / ldns-signzone: sign the DANE tests' zone
+  haproxy                # PROXY protocol v1/v2 sender in front of the ingress (proxy-protocol tests)
+  libio-socket-inet6-perl  # swaks over IPv6 (without it: "IPv6 not available: requires IO::Socket::INET6")
 )
 
 # The cluster tier (scripts/test.sh cluster): a real single-node Kubernetes built here.

@@ -11,6 +11,10 @@ export interface IngressMetrics {
   rateLimitFallbacks: Counter;
   /** AUTH lockout decisions taken by this replica's own counts because the shared counters did not answer. */
   authLockoutFallbacks: Counter;
+  /** PROXY protocol headers accepted on listeners behind a load balancer, by version and command. */
+  proxyHeaders: Counter<'listener' | 'version' | 'command'>;
+  /** Connections closed before SMTP on PROXY protocol listeners (untrusted peer, bad header, timeout). */
+  proxyRefusals: Counter<'listener' | 'reason'>;
 }
 
 export function createIngressMetrics(registry: Registry): IngressMetrics {
@@ -48,6 +52,18 @@ export function createIngressMetrics(registry: Registry): IngressMetrics {
     authLockoutFallbacks: new Counter({
       name: 'postern_auth_lockout_fallbacks_total',
       help: 'AUTH failure counter operations answered per replica because the cluster-wide counters did not answer',
+      registers: [registry],
+    }),
+    proxyHeaders: new Counter({
+      name: 'postern_proxy_headers_total',
+      help: 'PROXY protocol headers accepted (command proxy = a relayed client, local = the balancer itself)',
+      labelNames: ['listener', 'version', 'command'],
+      registers: [registry],
+    }),
+    proxyRefusals: new Counter({
+      name: 'postern_proxy_refusals_total',
+      help: 'Connections closed without a banner on PROXY protocol listeners, by reason',
+      labelNames: ['listener', 'reason'],
       registers: [registry],
     }),
   };

@@ -4,8 +4,9 @@
  * relay only for a client a RelayPolicy allows (listed network or authenticated user, TLS when required, allowed
  * sender domain); everyone else gets 554 5.7.1. Never an open relay.
  */
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { BlockList } from 'node:net';
 import type { ConfigSnapshot, DomainConfig, PolicyConfig } from '../common/config/resolved.ts';
+import { inNetworks, networkList } from '../common/networks.ts';
 import { checkMailbox, domainOf } from './address-syntax.ts';
 import { REPLIES, type SmtpReply } from './replies.ts';
 
@@ -41,29 +42,16 @@ const blockLists = new WeakMap<PolicyConfig, BlockList>();
 function networksOf(policy: PolicyConfig): BlockList {
   let list = blockLists.get(policy);
   if (!list) {
-    list = new BlockList();
-    for (const cidr of policy.networks) {
-      const [net = '', prefix] = cidr.split('/');
-      const type = isIPv4(net) ? 'ipv4' : isIPv6(net) ? 'ipv6' : undefined;
-      if (!type) continue; // validate.ts refuses these before they reach KV; never widen on bad input
-      list.addSubnet(net, prefix === undefined ? (type === 'ipv4' ? 32 : 128) : Number(prefix), type);
-    }
+    // validate.ts refuses bad CIDRs before they reach KV; networkList skips them, never widens.
+    list = networkList(policy.networks);
     blockLists.set(policy, list);
   }
   return list;
 }
 
-/** Normalises `::ffff:10.0.0.1` (IPv4 on a dual-stack socket) to `10.0.0.1`. */
-function plainAddress(address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return mapped?.[1] ?? address;
-}
-
 /** True when the client is one of the policy's clients: in a listed network or authenticated against it. */
 export function clientMatches(key: string, policy: PolicyConfig, client: ClientIdentity): boolean {
-  const ip = plainAddress(client.address);
-  const type = isIPv4(ip) ? 'ipv4' : isIPv6(ip) ? 'ipv6' : undefined;
-  if (type && networksOf(policy).check(ip, type)) return true;
+  if (inNetworks(networksOf(policy), client.address)) return true;
   return (
     client.user !== undefined &&
     (client.authPolicies ?? []).includes(key) &&

@@ -1,6 +1,7 @@
 /** Ingress settings from the environment (local mode and the chart set these; see docs/ingress.md). */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { isCidr } from '../common/config/validate.ts';
 
 export type ListenerMode = 'relay' | 'submission' | 'smtps';
 
@@ -13,7 +14,10 @@ export interface ListenerSettings {
   mode: ListenerMode;
   /** Allow AUTH without TLS (local testing only). */
   insecureAuth?: boolean;
-  /** Expect a PROXY protocol v1 header from the load balancer. */
+  /**
+   * Expect a PROXY protocol header (v1 or v2) on every connection, from a peer in the trusted networks
+   * (`IngressSettings.proxyProtocol`); anything else is closed before the banner.
+   */
   proxyProtocol?: boolean;
 }
 
@@ -40,6 +44,39 @@ export interface IngressSettings {
   rateLimitTimeoutMs?: number;
   /** Abuse limits (docs/ingress.md "Abuse limits"); every field has a Postfix-like default. */
   limits?: Partial<AbuseLimits>;
+  /** Who may send PROXY headers to listeners with `proxyProtocol`, and how long a header may take. */
+  proxyProtocol?: ProxyProtocolSettings;
+}
+
+export interface ProxyProtocolSettings {
+  /** CIDRs of the load balancers; a listener with proxyProtocol needs at least one. */
+  trustedNetworks: string[];
+  /** The whole header must arrive within this after connect (Postfix smtpd_upstream_proxy_timeout). */
+  headerTimeoutMs: number;
+}
+
+export const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
+
+/** POSTERN_PROXY_TRUSTED_NETWORKS (comma- or space-separated CIDRs) and POSTERN_PROXY_HEADER_TIMEOUT_MS. */
+export function readProxyProtocol(env: NodeJS.ProcessEnv = process.env): ProxyProtocolSettings {
+  const trustedNetworks = (env['POSTERN_PROXY_TRUSTED_NETWORKS'] ?? '').split(/[\s,]+/).filter(Boolean);
+  for (const n of trustedNetworks) {
+    if (!isCidr(n)) throw new Error(`POSTERN_PROXY_TRUSTED_NETWORKS: "${n}" is not a CIDR (e.g. 10.0.0.0/8)`);
+  }
+  return {
+    trustedNetworks,
+    headerTimeoutMs: positiveInt(env, 'POSTERN_PROXY_HEADER_TIMEOUT_MS', DEFAULT_PROXY_HEADER_TIMEOUT_MS),
+  };
+}
+
+/** A PROXY header is believed only from listed balancers: a listener asking for it without any is an error. */
+export function checkProxyListeners(settings: Pick<IngressSettings, 'listeners' | 'proxyProtocol'>): void {
+  const behind = settings.listeners.filter((l) => l.proxyProtocol).map((l) => l.name);
+  if (behind.length > 0 && !settings.proxyProtocol?.trustedNetworks.length) {
+    throw new Error(
+      `listener ${behind.join(', ')} has proxyProtocol but POSTERN_PROXY_TRUSTED_NETWORKS lists no load balancer network`,
+    );
+  }
 }
 
 /** Session and connection limits against hostile clients, each modelled on a Postfix smtpd/anvil parameter. */
@@ -176,7 +213,9 @@ export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): Ingre
     reusePort: env['POSTERN_REUSE_PORT'] === 'true',
     rateLimitTimeoutMs: positiveInt(env, 'POSTERN_RATE_LIMIT_TIMEOUT_MS', 500),
     limits: readAbuseLimits(env),
+    proxyProtocol: readProxyProtocol(env),
   };
+  checkProxyListeners(settings);
   if (certPath && keyPath) settings.tls = { cert: readFileSync(certPath), key: readFileSync(keyPath) };
   return settings;
 }

@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { SMTPServer, type SMTPServerEnvelope, type SMTPServerSession } from 'smtp-server';
 import { verifyPassword } from '../common/config/password.ts';
 import type { ConfigStore } from '../common/config/store.ts';
+import { networkList } from '../common/networks.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { checkMailbox } from './address-syntax.ts';
 import type { AuthLockout } from './auth-lockout.ts';
@@ -15,11 +16,19 @@ import { installConnectionHooks } from './connection-hooks.ts';
 import { LineEndingGuard } from './line-ending-guard.ts';
 import { newMessageId } from './message-id.ts';
 import type { IngressMetrics } from './metrics.ts';
+import { installProxyProtocol } from './proxy-protocol.ts';
 import { receivedHeader } from './received-header.ts';
 import { type ClientIdentity, decideRecipient, messageRateLimit, sizeLimitFor } from './recipient-policy.ts';
 import { REPLIES, replyText, type SmtpReply, smtpError } from './replies.ts';
 import { type ConnectionTable, guardSession } from './session-limits.ts';
-import { type AbuseLimits, DEFAULT_LIMITS, type IngressSettings, type ListenerSettings } from './settings.ts';
+import {
+  type AbuseLimits,
+  checkProxyListeners,
+  DEFAULT_LIMITS,
+  DEFAULT_PROXY_HEADER_TIMEOUT_MS,
+  type IngressSettings,
+  type ListenerSettings,
+} from './settings.ts';
 import type { Submitter } from './submit.ts';
 
 export interface ListenerDeps {
@@ -148,6 +157,7 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     authRequiredMessage: replyText(REPLIES.authRequired),
     allowInsecureAuth: listener.insecureAuth === true,
     disabledCommands: disabledCommands(listener, Boolean(settings.tls)),
+    // proxy-protocol.ts reads v1/v2 from trusted balancers and hands smtp-server a v1 line for this option.
     useProxy: listener.proxyProtocol === true,
     // The Received header records the IP; a PTR lookup per connection only adds latency.
     disableReverseLookup: true,
@@ -324,6 +334,19 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
       }
     }
     return policies;
+  }
+  if (listener.proxyProtocol) {
+    checkProxyListeners({
+      listeners: [listener],
+      ...(settings.proxyProtocol ? { proxyProtocol: settings.proxyProtocol } : {}),
+    });
+    installProxyProtocol(server, {
+      trusted: networkList(settings.proxyProtocol?.trustedNetworks ?? []),
+      headerTimeoutMs: settings.proxyProtocol?.headerTimeoutMs ?? DEFAULT_PROXY_HEADER_TIMEOUT_MS,
+      log,
+      accepted: (h) => metrics.proxyHeaders.inc({ ...label, version: `v${h.version}`, command: h.command }),
+      refused: (reason) => metrics.proxyRefusals.inc({ ...label, reason }),
+    });
   }
   server.on('error', (err) => log.warn({ err: err.message }, 'SMTP connection error'));
 

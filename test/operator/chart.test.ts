@@ -22,7 +22,7 @@ import {
 } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { parsePools } from '../../operator/autoscaler/pools.ts';
-import { readAbuseLimits } from '../../services/ingress/settings.ts';
+import { readAbuseLimits, readIngressSettings } from '../../services/ingress/settings.ts';
 import { type ControlPlane, startControlPlane } from '../helpers/envtest.ts';
 import { CHART_DIR, findHelm, renderChart, runHelm } from '../helpers/helm.ts';
 import { createStrict, objectRef } from '../helpers/kube-dry-run.ts';
@@ -335,6 +335,56 @@ describe('the Helm chart', () => {
     const r = runHelm(helm, ['template', 'mta', CHART_DIR, '--kube-version', '1.34.4', '--values', file]);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /ingress\/limits\/hardErrorLimit.*minimum/);
+  });
+
+  it('renders ingress.proxyProtocol for listeners behind a balancer, and refuses one without trusted networks', () => {
+    const ingress = (set: string[]) =>
+      byKind<V1Deployment>(renderChart(helm, { set }), 'Deployment').find((d) =>
+        envOf(d, 'POSTERN_INGRESS_LISTENERS'),
+      );
+    const off = ingress([]);
+    assert.ok(off);
+    assert.equal(
+      envOf(off, 'POSTERN_PROXY_TRUSTED_NETWORKS'),
+      undefined,
+      'no PROXY settings unless a listener asks',
+    );
+    const on = ingress([
+      'ingress.listeners.smtp.proxyProtocol=true',
+      'ingress.proxyProtocol.trustedNetworks={10.0.0.0/24,fd00::/64}',
+      'ingress.proxyProtocol.headerTimeoutMs=3000',
+    ]);
+    assert.ok(on);
+    const env = Object.fromEntries(
+      (on.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]),
+    );
+    // The service reads back exactly what the chart rendered, listener flags included.
+    const settings = readIngressSettings(env);
+    assert.deepEqual(settings.proxyProtocol, {
+      trustedNetworks: ['10.0.0.0/24', 'fd00::/64'],
+      headerTimeoutMs: 3000,
+    });
+    assert.deepEqual(
+      settings.listeners.map((l) => [l.name, l.proxyProtocol]),
+      [
+        ['smtp', true],
+        ['submission', false],
+      ],
+    );
+    const r = runHelm(helm, [
+      'template',
+      'mta',
+      CHART_DIR,
+      '--kube-version',
+      '1.34.4',
+      '--set',
+      'ingress.listeners.submission.proxyProtocol=true',
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /listener submission has proxyProtocol but ingress\.proxyProtocol\.trustedNetworks is empty/,
+    );
   });
 
   it('rejects invalid values through values.schema.json with a message naming the field', () => {
