@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { hashPassword } from '../../../services/common/config/password.ts';
 import {
   DEFAULT_RETRY,
   type DomainConfig,
@@ -19,7 +20,7 @@ import type { Envelope } from '../../../services/common/types.ts';
 import { type Haproxy, startHaproxy } from '../../helpers/haproxy.ts';
 import { eventually } from '../../helpers/postern.ts';
 import { swaks as swaksAt } from '../../helpers/swaks.ts';
-import { type Harness, serverReplies, startHarness, swaks } from './ingress-harness.ts';
+import { type Harness, selfSignedCert, serverReplies, startHarness, swaks } from './ingress-harness.ts';
 
 const BALANCER = '127.0.0.10';
 const RELAY_CLIENT = '127.0.0.20';
@@ -32,6 +33,14 @@ const documents = {
     inbound: { enabled: true },
   } satisfies DomainConfig,
   // The relay network holds the real client (and ::1 for the IPv6 route), never the balancer.
+  [policyKey('prod', 'apps')]: {
+    source: 'prod/apps',
+    networks: [],
+    users: [{ name: 'app', hash: hashPassword('s3cret') }],
+    requireTLS: true,
+    limits: {},
+    delivery: { pool: 'default', destinations: [], retry: DEFAULT_RETRY, tls: 'opportunistic' },
+  } satisfies PolicyConfig,
   [policyKey('prod', 'office')]: {
     source: 'prod/office',
     networks: [`${RELAY_CLIENT}/32`, '::1/128'],
@@ -86,12 +95,19 @@ describe('PROXY protocol v1 and v2 behind a real HAProxy', () => {
   let viaV2: number;
   let viaV2Tlvs: number;
   let viaV2Ipv6: number;
+  let viaSmtps: number;
 
   before(async () => {
     h = await startHarness({
-      listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, mode: 'relay', proxyProtocol: true }],
+      listeners: [
+        { name: 'mx', host: '127.0.0.1', port: 0, mode: 'relay', proxyProtocol: true },
+        { name: 'smtps', host: '127.0.0.1', port: 0, mode: 'smtps', proxyProtocol: true },
+      ],
       documents,
-      settings: { proxyProtocol: { trustedNetworks: [`${BALANCER}/32`], headerTimeoutMs: 1000 } },
+      settings: {
+        tls: selfSignedCert(),
+        proxyProtocol: { trustedNetworks: [`${BALANCER}/32`], headerTimeoutMs: 1000 },
+      },
     });
     const target = { host: '127.0.0.1', port: h.port('mx') };
     lb = await startHaproxy([
@@ -110,8 +126,14 @@ describe('PROXY protocol v1 and v2 behind a real HAProxy', () => {
         frontend: ['unique-id-format lb-%{+X}o%ci-%cp'],
       },
       { bind: '::1', target, server: `send-proxy-v2 source ${BALANCER}` },
+      // TCP passthrough: the TLS handshake of port 465 follows the header, end to end with the client.
+      {
+        bind: '127.0.0.1',
+        target: { host: '127.0.0.1', port: h.port('smtps') },
+        server: `send-proxy source ${BALANCER}`,
+      },
     ]);
-    [viaV1 = 0, viaV2 = 0, viaV2Tlvs = 0, viaV2Ipv6 = 0] = lb.ports;
+    [viaV1 = 0, viaV2 = 0, viaV2Tlvs = 0, viaV2Ipv6 = 0, viaSmtps = 0] = lb.ports;
   });
   after(async () => {
     await lb?.close();
@@ -178,6 +200,28 @@ describe('PROXY protocol v1 and v2 behind a real HAProxy', () => {
     const env = await h.nextEnvelope();
     assert.equal(env?.client.address, '::1');
     assert.match(bodyOf(env), /^Received: from client6\.test \(\[::1\]\)/);
+  });
+
+  it('smtps (implicit TLS) after the header: AUTH, TLS and the real address all reach the envelope', async () => {
+    const r = await swaks(viaSmtps, [
+      '--local-interface',
+      STRANGER,
+      '--tls-on-connect',
+      '--auth',
+      'PLAIN',
+      '--auth-user',
+      'app',
+      '--auth-password',
+      's3cret',
+      '--from',
+      'noreply@apps.example',
+      '--to',
+      'customer@elsewhere.example',
+    ]);
+    assert.match(r.output, /250 2\.0\.0 Ok: queued as/, r.output);
+    const env = await h.nextEnvelope();
+    assert.deepEqual(env?.client, { address: STRANGER, helo: 'client.test', user: 'app', tls: true });
+    assert.match(bodyOf(env), /^Received: from client\.test \(\[127\.0\.0\.30\]\)[^;]*with ESMTPSA/);
   });
 
   it("honours HAProxy's v2 LOCAL health checks (a session with the balancer's own address)", async () => {
