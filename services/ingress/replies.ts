@@ -38,6 +38,12 @@ export const REPLIES = {
   // Abuse limits (session-limits.ts, auth-lockout.ts); 421 closes the session (RFC 5321 §3.8).
   /** RFC 3463 §3.8: 4.7.0 security or policy status — Postfix's anvil reply for the per-client limit. */
   tooManyConnectionsFromIp: reply(421, '4.7.0', 'Too many connections from your address, try again later'),
+  /** Postfix anvil's smtpd_client_connection_rate_limit: same status, the rate named. */
+  connectionRateLimited: reply(
+    421,
+    '4.7.0',
+    'Too many connections from your address per minute, try again later',
+  ),
   /** RFC 3463 §3.5: 4.3.2 system not accepting network messages. */
   tooManyConnections: reply(421, '4.3.2', 'Too many connections, try again later'),
   /** RFC 3463 §3.5: 4.4.2 bad connection — Postfix's smtpd_timeout reply. */

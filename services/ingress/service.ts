@@ -9,6 +9,7 @@ import type { ConfigStore } from '../common/config/store.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { AuthLockout } from './auth-lockout.ts';
 import { ClientRateLimiter } from './client-rate.ts';
+import { ConnectionRate } from './connection-rate.ts';
 import { createIngressMetrics } from './metrics.ts';
 import { ConnectionTable } from './session-limits.ts';
 import { DEFAULT_LIMITS, type IngressSettings, type ListenerMode } from './settings.ts';
@@ -85,6 +86,7 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
       logger.warn({ err: err.message }, 'AUTH failure counters unreachable: counting per replica meanwhile');
     },
   });
+  const connectionRate = new ConnectionRate(rates, limits.connectionRateLimit, () => config.snapshot());
   const sweep = setInterval(() => {
     rates.sweep();
     lockout.sweep();
@@ -110,6 +112,7 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
         rates,
         connections,
         lockout,
+        connectionRate,
         logger,
       });
       const port = await listen(server, l.host, l.port, settings.reusePort);

@@ -85,6 +85,11 @@ export interface AbuseLimits {
   maxConnections: number;
   /** Open connections per client IP per ingress process (smtpd_client_connection_count_limit). */
   maxConnectionsPerIp: number;
+  /**
+   * New connections per client IP per minute, all replicas together (smtpd_client_connection_rate_limit);
+   * 0 = off. Clients in a RelayPolicy network are exempt.
+   */
+  connectionRateLimit: number;
   /** No byte from a client that owes us input for this long → 421 (smtpd_timeout). */
   idleTimeoutMs: number;
   /** A whole command line must arrive within this after the previous reply; bytes do not extend it. */
@@ -110,6 +115,7 @@ export interface AbuseLimits {
 export const DEFAULT_LIMITS: AbuseLimits = {
   maxConnections: 1000,
   maxConnectionsPerIp: 50,
+  connectionRateLimit: 0,
   idleTimeoutMs: 300_000,
   commandTimeoutMs: 300_000,
   sessionTimeoutMs: 3_600_000,
@@ -129,6 +135,7 @@ export const MAX_AUTH_LOCKOUT_SECONDS = 43_200;
 export const LIMIT_ENV: Record<keyof AbuseLimits, string> = {
   maxConnections: 'POSTERN_SMTP_MAX_CONNECTIONS',
   maxConnectionsPerIp: 'POSTERN_SMTP_MAX_CONNECTIONS_PER_IP',
+  connectionRateLimit: 'POSTERN_SMTP_CONNECTION_RATE_LIMIT',
   idleTimeoutMs: 'POSTERN_SMTP_IDLE_TIMEOUT_MS',
   commandTimeoutMs: 'POSTERN_SMTP_COMMAND_TIMEOUT_MS',
   sessionTimeoutMs: 'POSTERN_SMTP_SESSION_TIMEOUT_MS',
@@ -141,11 +148,16 @@ export const LIMIT_ENV: Record<keyof AbuseLimits, string> = {
   authCounterTimeoutMs: 'POSTERN_AUTH_COUNTER_TIMEOUT_MS',
 };
 
+/** Limits where 0 means off (Postfix's convention for the anvil rate limits). */
+const OFF_AT_ZERO = new Set<keyof AbuseLimits>(['connectionRateLimit']);
+
 /** The limits from the environment, defaults filled in; throws naming the bad variable. */
 export function readAbuseLimits(env: NodeJS.ProcessEnv = process.env): AbuseLimits {
   const limits = { ...DEFAULT_LIMITS };
   for (const key of Object.keys(LIMIT_ENV) as (keyof AbuseLimits)[]) {
-    limits[key] = positiveInt(env, LIMIT_ENV[key], DEFAULT_LIMITS[key]);
+    limits[key] = OFF_AT_ZERO.has(key)
+      ? positiveInt(env, LIMIT_ENV[key], DEFAULT_LIMITS[key], 0)
+      : positiveInt(env, LIMIT_ENV[key], DEFAULT_LIMITS[key]);
   }
   if (limits.authLockoutSeconds > MAX_AUTH_LOCKOUT_SECONDS) {
     throw new Error(`${LIMIT_ENV.authLockoutSeconds} must be at most ${MAX_AUTH_LOCKOUT_SECONDS}`);
@@ -187,11 +199,13 @@ function parseListeners(text: string): ListenerSettings[] {
   });
 }
 
-function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): number {
   const text = env[name];
   if (text === undefined || text === '') return fallback;
   const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${text}"`);
+  if (!Number.isInteger(n) || n < min) {
+    throw new Error(`${name} must be ${min === 0 ? 'a non-negative' : 'a positive'} integer, got "${text}"`);
+  }
   return n;
 }
 

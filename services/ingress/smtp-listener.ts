@@ -13,6 +13,7 @@ import { checkMailbox } from './address-syntax.ts';
 import type { AuthLockout } from './auth-lockout.ts';
 import type { ClientRateLimiter, Reservation } from './client-rate.ts';
 import { installConnectionHooks } from './connection-hooks.ts';
+import type { ConnectionRate } from './connection-rate.ts';
 import { LineEndingGuard } from './line-ending-guard.ts';
 import { newMessageId } from './message-id.ts';
 import type { IngressMetrics } from './metrics.ts';
@@ -41,6 +42,8 @@ export interface ListenerDeps {
   connections: ConnectionTable;
   /** Failed AUTHs per IP and per user, across replicas. */
   lockout: AuthLockout;
+  /** New connections per client per minute, across replicas. */
+  connectionRate: ConnectionRate;
   logger: Logger;
 }
 
@@ -83,6 +86,7 @@ const REASONS = new Map<SmtpReply, string>([
   [REPLIES.authLockedOut, 'auth-locked-out'],
   [REPLIES.tooManyConnections, 'too-many-connections'],
   [REPLIES.tooManyConnectionsFromIp, 'too-many-connections-from-ip'],
+  [REPLIES.connectionRateLimited, 'connection-rate'],
 ]);
 
 function identity(session: SMTPServerSession): ClientIdentity {
@@ -108,7 +112,7 @@ function disabledCommands(listener: ListenerSettings, hasCert: boolean): string[
 
 /** Creates (does not start) the SMTP server for one listener. */
 export function createSmtpListener(listener: ListenerSettings, deps: ListenerDeps): SMTPServer {
-  const { settings, config, submitter, metrics, rates, connections, lockout, logger } = deps;
+  const { settings, config, submitter, metrics, rates, connections, lockout, connectionRate, logger } = deps;
   const limits: AbuseLimits = { ...DEFAULT_LIMITS, ...settings.limits };
   /** Sessions counted in the connection table (refused ones are not), by smtp-server session id. */
   const admitted = new Set<string>();
@@ -170,10 +174,20 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     logger: false,
 
     onConnect(session, callback) {
-      const refusal = connections.admit(session.remoteAddress);
-      if (refusal) return callback(refuse(refusal, session, { open: connections.total }));
-      admitted.add(session.id);
-      callback();
+      const admit = () => {
+        const refusal = connections.admit(session.remoteAddress);
+        if (refusal) return callback(refuse(refusal, session, { open: connections.total }));
+        admitted.add(session.id);
+        callback();
+      };
+      void connectionRate.admit(session.remoteAddress).then(
+        (rate) => (rate.allowed ? admit() : callback(refuse(REPLIES.connectionRateLimited, session, rate))),
+        (err: Error) => {
+          // admit() decides locally on counter errors; reaching this is a bug, and a throttle fails open.
+          log.error({ client: session.remoteAddress, err: err.message }, 'connection rate check failed');
+          admit();
+        },
+      );
     },
 
     onAuth(auth, session, callback) {

@@ -287,6 +287,7 @@ describe('the Helm chart', () => {
     const set = ingress([
       'ingress.limits.maxConnections=300',
       'ingress.limits.maxConnectionsPerIp=7',
+      'ingress.limits.connectionRateLimit=30',
       'ingress.limits.idleTimeoutMs=60000',
       'ingress.limits.commandTimeoutMs=30000',
       'ingress.limits.sessionTimeoutMs=600000',
@@ -301,6 +302,7 @@ describe('the Helm chart', () => {
     const expected: Record<string, string> = {
       POSTERN_SMTP_MAX_CONNECTIONS: '300',
       POSTERN_SMTP_MAX_CONNECTIONS_PER_IP: '7',
+      POSTERN_SMTP_CONNECTION_RATE_LIMIT: '30',
       POSTERN_SMTP_IDLE_TIMEOUT_MS: '60000',
       POSTERN_SMTP_COMMAND_TIMEOUT_MS: '30000',
       POSTERN_SMTP_SESSION_TIMEOUT_MS: '600000',
@@ -319,6 +321,7 @@ describe('the Helm chart', () => {
     assert.deepEqual(readAbuseLimits(env), {
       maxConnections: 300,
       maxConnectionsPerIp: 7,
+      connectionRateLimit: 30,
       idleTimeoutMs: 60000,
       commandTimeoutMs: 30000,
       sessionTimeoutMs: 600000,

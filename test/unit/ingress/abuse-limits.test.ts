@@ -21,6 +21,16 @@ describe('abuse limit settings', () => {
         /POSTERN_SMTP_MAX_CONNECTIONS_PER_IP must be a positive integer/,
       );
     }
+    // The connection rate is off at 0, like Postfix's smtpd_client_connection_rate_limit.
+    assert.equal(DEFAULT_LIMITS.connectionRateLimit, 0);
+    assert.equal(readAbuseLimits({ POSTERN_SMTP_CONNECTION_RATE_LIMIT: '0' }).connectionRateLimit, 0);
+    assert.equal(readAbuseLimits({ POSTERN_SMTP_CONNECTION_RATE_LIMIT: '60' }).connectionRateLimit, 60);
+    for (const bad of ['-1', '1.5']) {
+      assert.throws(
+        () => readAbuseLimits({ POSTERN_SMTP_CONNECTION_RATE_LIMIT: bad }),
+        /POSTERN_SMTP_CONNECTION_RATE_LIMIT must be a non-negative integer/,
+      );
+    }
     assert.throws(
       () => readAbuseLimits({ POSTERN_AUTH_LOCKOUT_SECONDS: '86400' }),
       /POSTERN_AUTH_LOCKOUT_SECONDS must be at most 43200/,
