@@ -117,7 +117,7 @@ export function installProxyProtocol(server: SMTPServer, opts: ProxyProtocolOpti
     if (!inNetworks(opts.trusted, peer)) {
       // Never read a header from an untrusted peer: it could claim any address, and relay rules believe it.
       opts.refused('untrusted-peer');
-      log.warn('PROXY protocol listener: connection from outside the trusted networks closed');
+      log.info('PROXY protocol listener: connection from outside the trusted networks closed');
       socket.destroy();
       return;
     }

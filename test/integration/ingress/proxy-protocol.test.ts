@@ -17,10 +17,18 @@ import {
   policyKey,
 } from '../../../services/common/config/resolved.ts';
 import type { Envelope } from '../../../services/common/types.ts';
+import { DEFAULT_LIMITS } from '../../../services/ingress/settings.ts';
 import { type Haproxy, startHaproxy } from '../../helpers/haproxy.ts';
 import { eventually } from '../../helpers/postern.ts';
 import { swaks as swaksAt } from '../../helpers/swaks.ts';
-import { type Harness, selfSignedCert, serverReplies, startHarness, swaks } from './ingress-harness.ts';
+import {
+  type Harness,
+  RawSmtp,
+  selfSignedCert,
+  serverReplies,
+  startHarness,
+  swaks,
+} from './ingress-harness.ts';
 
 const BALANCER = '127.0.0.10';
 const RELAY_CLIENT = '127.0.0.20';
@@ -106,6 +114,8 @@ describe('PROXY protocol v1 and v2 behind a real HAProxy', () => {
       documents,
       settings: {
         tls: selfSignedCert(),
+        // Small, to show the per-address connection count keys on the real client, not the balancer.
+        limits: { ...DEFAULT_LIMITS, maxConnectionsPerIp: 2 },
         proxyProtocol: { trustedNetworks: [`${BALANCER}/32`], headerTimeoutMs: 1000 },
       },
     });
@@ -200,6 +210,21 @@ describe('PROXY protocol v1 and v2 behind a real HAProxy', () => {
     const env = await h.nextEnvelope();
     assert.equal(env?.client.address, '::1');
     assert.match(bodyOf(env), /^Received: from client6\.test \(\[::1\]\)/);
+  });
+
+  it('per-address connection limits count the real client: a third session of one client gets 421, another gets in', async () => {
+    const held = [await RawSmtp.open(viaV2, RELAY_CLIENT), await RawSmtp.open(viaV2, RELAY_CLIENT)];
+    try {
+      for (const c of held) assert.match(await c.reply(), /^220 /);
+      const third = await RawSmtp.open(viaV2, RELAY_CLIENT);
+      assert.match(await third.reply(), /^421 4\.7\.0 Too many connections from your address/);
+      third.close();
+      const other = await RawSmtp.open(viaV1, STRANGER);
+      assert.match(await other.reply(), /^220 /);
+      other.close();
+    } finally {
+      for (const c of held) c.close();
+    }
   });
 
   it('smtps (implicit TLS) after the header: AUTH, TLS and the real address all reach the envelope', async () => {
