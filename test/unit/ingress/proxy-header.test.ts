@@ -1,5 +1,6 @@
 /** The PROXY protocol header parser (proxy-header.ts) as a table: every row is bytes in, verdict out. */
 import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
 import { describe, it } from 'node:test';
 import {
   crc32c,
@@ -305,6 +306,46 @@ describe('PROXY protocol header parser', () => {
         [TLV.uniqueId, 'lb-7F000014-87A5'],
       ],
     );
+  });
+
+  it('never throws on mutated headers, and whatever it accepts names a real address within the bytes given', () => {
+    // Deterministic mutation fuzzing (bounded): flipped, inserted and deleted bytes and truncations of good headers.
+    let seed = 0x5eed;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const seeds = [
+      fromHaproxy,
+      v2({ famProto: 0x21, address: IPV6, tlvs: [[TLV.authority, text('mx.example')]], crc: 'good' }),
+      v2({ command: 0, famProto: 0x00 }),
+      text('PROXY TCP4 192.0.2.10 10.0.0.5 50000 25\r\n'),
+      text('PROXY TCP6 2001:db8::7 2001:db8::19 1234 25\r\n'),
+      text('PROXY UNKNOWN\r\n'),
+    ];
+    let accepted = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const bytes = [...(seeds[rand(seeds.length)] ?? Buffer.alloc(0))];
+      for (let m = 1 + rand(3); m > 0; m--) {
+        const at = rand(bytes.length + 1);
+        const op = rand(4);
+        if (op === 0) bytes[at] = rand(256);
+        else if (op === 1) bytes.splice(at, 0, rand(256));
+        else if (op === 2) bytes.splice(at, 1);
+        else bytes.length = at;
+      }
+      const buf = Buffer.from(bytes);
+      const r = parseProxyHeader(buf);
+      if (r.kind !== 'header') continue;
+      accepted++;
+      assert.ok(r.length <= buf.length, `length ${r.length} > ${buf.length}`);
+      if (r.header.command === 'proxy') {
+        assert.ok(isIP(r.header.source.address), r.header.source.address);
+        assert.ok(r.header.source.port >= 0 && r.header.source.port <= 65535);
+      }
+    }
+    // Some mutations keep a header valid (a changed port, a v1 line truncated after its CRLF): the check above ran.
+    assert.ok(accepted > 0);
   });
 
   it('computes CRC-32C (RFC 4960 Appendix B check value)', () => {
