@@ -38,6 +38,7 @@ const FULL_VALUES = {
   ingress: {
     tls: { secretName: 'mx-tls' },
     listeners: { smtp: { enabled: true, port: 25, containerPort: 2525, proxyProtocol: true } },
+    proxyProtocol: { trustedNetworks: ['10.20.0.0/16'], headerTimeoutMs: 3000 },
     service: {
       type: 'LoadBalancer',
       externalTrafficPolicy: 'Local',
@@ -169,6 +170,7 @@ describe('the Helm chart', () => {
       ['smtp:relay:2525', 'submission:submission:2587', 'smtps:smtps:2465'],
     );
     assert.equal(listeners[0].proxyProtocol, true);
+    assert.equal(envOf(ingress, 'POSTERN_PROXY_TRUSTED_NETWORKS'), '10.20.0.0/16');
     const svc = byKind<KubernetesObject & { spec: { ports: { port: number; targetPort: string }[] } }>(
       objs,
       'Service',
