@@ -19,8 +19,12 @@ export const msgIds = {
   siteWait: (jobId: string, attempt: number, seq: number) => `wait.${jobId}.a${attempt}.s${seq}`,
   /** The result of one attempt on RESULTS. */
   result: (jobId: string, attempt: number) => `result.${jobId}.a${attempt}`,
-  /** A DSN (a new message on SUBMIT) generated for one job attempt (or `<message>.s` for suppression). */
-  dsn: (jobId: string, attempt: number) => `dsn.${jobId}.${attempt}`,
+  /**
+   * A DSN (a new message on SUBMIT) generated for one job attempt (or `<message>.s` for suppression): failures,
+   * or (RFC 3461) the attempt's delay warning or success notice, each its own message.
+   */
+  dsn: (jobId: string, attempt: number, notice: 'failure' | 'delay' | 'success' = 'failure') =>
+    `dsn.${jobId}.${attempt}${notice === 'failure' ? '' : `.${notice}`}`,
   /** A message event on EVENTS; `occurrence` names what happened once (a job attempt, a message). */
   event: (kind: string, occurrence: string) => `ev.${kind}.${occurrence}`,
   /** A site event on EVENTS (suspended, resumed, throttled); `at` is when the change takes or took effect. */

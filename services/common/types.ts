@@ -105,6 +105,38 @@ export type BodyRef = Static<typeof BodyRef>;
 
 const MessageKind = Type.Union([Type.Literal('mail'), Type.Literal('dsn')]);
 
+/** RFC 3461 §4.1 NOTIFY values of one recipient; NEVER stands alone. */
+export const DsnNotify = Type.Union([
+  Type.Literal('SUCCESS'),
+  Type.Literal('FAILURE'),
+  Type.Literal('DELAY'),
+  Type.Literal('NEVER'),
+]);
+export type DsnNotify = Static<typeof DsnNotify>;
+
+/** RFC 3461 §4.1/§4.2 RCPT parameters of one recipient. */
+export const RecipientDsn = Type.Object({
+  /** Absent: the client gave no NOTIFY (failures only, like before DSN support). */
+  notify: Type.Optional(Type.Array(DsnNotify, { minItems: 1 })),
+  /** ORCPT, xtext-decoded: `<addr-type>;<address>`, e.g. `rfc822;alice@example.org`. */
+  orcpt: Type.Optional(Type.String()),
+});
+export type RecipientDsn = Static<typeof RecipientDsn>;
+
+/**
+ * The RFC 3461 DSN parameters a client gave (docs/ingress.md "Delivery status notifications"), carried from
+ * ingress through the queue to delivery, which passes them on to next hops that advertise DSN.
+ */
+export const DsnParams = Type.Object({
+  /** MAIL RET: return the full message or only its headers in a failure DSN (RFC 3461 §4.3). */
+  ret: Type.Optional(Type.Union([Type.Literal('FULL'), Type.Literal('HDRS')])),
+  /** MAIL ENVID, xtext-decoded (RFC 3461 §4.4): reported back as Original-Envelope-Id. */
+  envid: Type.Optional(Type.String()),
+  /** RCPT NOTIFY/ORCPT by recipient address (as in `to` / `recipients`); recipients without any are absent. */
+  recipients: Type.Optional(Type.Record(Type.String(), RecipientDsn)),
+});
+export type DsnParams = Static<typeof DsnParams>;
+
 /** Published by ingress on SUBMIT (`mail.submit.<shard>`) once per accepted message. */
 export const Envelope = Type.Object({
   v: Version,
@@ -127,6 +159,8 @@ export const Envelope = Type.Object({
   /** 'dsn' for bounces Postern generated itself: never bounced again (no bounce loops). */
   kind: Type.Optional(MessageKind),
   smtputf8: Type.Optional(Type.Boolean()),
+  /** RFC 3461 parameters, when the client gave any. */
+  dsn: Type.Optional(DsnParams),
 });
 export type Envelope = Static<typeof Envelope>;
 
@@ -136,6 +170,11 @@ export const RetryPolicy = Type.Object({
   scheduleMs: Type.Array(Type.Number({ minimum: 0 })),
   /** A recipient not delivered this long after receipt expires (bounced). */
   maxLifetimeMs: Type.Number({ minimum: 0 }),
+  /**
+   * NOTIFY=DELAY recipients still queued this long after receipt get one delay warning (Postfix's
+   * delay_warning_time); absent = the default, 4 h.
+   */
+  delayWarningMs: Type.Optional(Type.Number({ minimum: 0 })),
 });
 export type RetryPolicy = Static<typeof RetryPolicy>;
 
@@ -173,6 +212,10 @@ const JobFields = {
   dkim: Type.Optional(
     Type.Object({ domain: Type.String(), selector: Type.String(), privateKey: Type.String() }),
   ),
+  /** The message's RFC 3461 parameters, narrowed to this job's recipients: passed on to a next hop with DSN. */
+  dsn: Type.Optional(DsnParams),
+  /** A delay warning (RFC 3464 Action: delayed) was sent for this job's recipients: never a second one. */
+  delayWarned: Type.Optional(Type.Boolean()),
 };
 
 /** Published by the queue on OUTBOUND (`mail.out.<pool>.<destination>`): one per message × destination. */
@@ -190,6 +233,11 @@ export const RecipientOutcome = Type.Object({
   remoteMta: Type.Optional(Type.String()),
   /** TLS of the session the outcome came from (or of the failed attempt to get one). */
   tls: Type.Optional(TlsFacts),
+  /**
+   * The next hop advertised DSN in its EHLO/LHLO: the job's RFC 3461 parameters were passed on, and success
+   * notices are its to send (RFC 3461 §5.2.1). False: they were dropped (§5.2.2). Absent: no session.
+   */
+  peerDsn: Type.Optional(Type.Boolean()),
 });
 export type RecipientOutcome = Static<typeof RecipientOutcome>;
 
@@ -217,6 +265,15 @@ export const EventKind = Type.Union([
 ]);
 export type EventKind = Static<typeof EventKind>;
 
+/** RFC 3464 §2.3.3 actions Postern reports. */
+export const DsnAction = Type.Union([
+  Type.Literal('failed'),
+  Type.Literal('delayed'),
+  Type.Literal('delivered'),
+  Type.Literal('relayed'),
+]);
+export type DsnAction = Static<typeof DsnAction>;
+
 /** Published on EVENTS (`mail.event.<kind>`): the audit trail and the source for metrics and webhooks. */
 export const MailEvent = Type.Object({
   v: Version,
@@ -229,5 +286,7 @@ export const MailEvent = Type.Object({
   attempt: Type.Optional(Type.Integer()),
   pool: Type.Optional(Type.String()),
   tls: Type.Optional(TlsFacts),
+  /** Kind `dsn`: what the notification reports (RFC 3464 §2.3.3 Action). */
+  action: Type.Optional(DsnAction),
 });
 export type MailEvent = Static<typeof MailEvent>;

@@ -114,7 +114,7 @@ async function attempt(job: DeliveryJob, ctx: DeliverContext, site: JobSite | un
       }
     }
     try {
-      const outcomes = await session.send(job.from, job.recipients, raw);
+      const outcomes = await session.send(job.from, job.recipients, raw, job.dsn);
       ctx.pool.release(key, session, true);
       return done(outcomes);
     } catch (err) {

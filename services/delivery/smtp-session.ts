@@ -5,7 +5,8 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { RecipientOutcome, TlsFacts } from '../common/types.ts';
+import type { DsnParams, RecipientOutcome, TlsFacts } from '../common/types.ts';
+import { encodeXtext } from '../common/xtext.ts';
 import { classifyError, classifyReply } from './classify.ts';
 import { judgeSession, type TlsRequirement, type TlsState } from './tls-policy.ts';
 
@@ -39,8 +40,11 @@ export interface SmtpSession {
   readonly secure: boolean;
   /** What TLS the session has and which policy it kept. */
   readonly tls: TlsFacts;
-  /** One transaction; never throws for remote answers — they become outcomes. Throws only on connection loss. */
-  send(from: string, recipients: string[], raw: Buffer): Promise<RecipientOutcome[]>;
+  /**
+   * One transaction; never throws for remote answers — they become outcomes. Throws only on connection loss.
+   * `dsn` (RFC 3461) is passed on only when the peer advertised DSN.
+   */
+  send(from: string, recipients: string[], raw: Buffer, dsn?: DsnParams): Promise<RecipientOutcome[]>;
   /** RSET before reusing the session for another transaction (RFC 5321 §4.1.1.5). */
   reset(): Promise<void>;
   /** QUIT and close. */
@@ -78,6 +82,14 @@ function tlsOptions(target: SessionTarget) {
   if (target.tls.applied === 'none') return { ...common, ignoreTLS: true };
   if (target.tls.mustEncrypt) return { ...common, requireTLS: true };
   return { ...common, opportunisticTLS: true };
+}
+
+/** RFC 3461 §4.2 ORCPT=addr-type;xtext (the type is an atom; utf-8 addresses keep their RFC 6533 form). */
+function orcptParam(orcpt: string): string {
+  const semi = orcpt.indexOf(';');
+  const type = orcpt.slice(0, semi);
+  const address = orcpt.slice(semi + 1);
+  return `${type};${type.toLowerCase() === 'utf-8' ? address : encodeXtext(address)}`;
 }
 
 /** The TLS state of a connected SMTPConnection. */
@@ -192,6 +204,25 @@ export async function openSession(target: SessionTarget, opts: SessionOptions): 
     });
   }
 
+  // nodemailer passes RET/ENVID (envelope.dsn) only to a peer that advertised DSN, but takes one NOTIFY/ORCPT
+  // for all recipients; per-recipient values need its RCPT argument builder replaced for this connection. It is
+  // called by _sendRcpt right after the recipient is queued, so the last queued recipient is the one.
+  const internals = conn as unknown as {
+    _supportedExtensions: string[];
+    _recipientQueue: string[];
+    _getDsnRcptToArgs: () => string;
+  };
+  const peerDsn = () => internals._supportedExtensions.includes('DSN');
+  let current: DsnParams | undefined;
+  internals._getDsnRcptToArgs = () => {
+    const p = current?.recipients?.[internals._recipientQueue.at(-1) ?? ''];
+    if (!p || !peerDsn()) return '';
+    return [
+      ...(p.notify ? [` NOTIFY=${p.notify.join(',')}`] : []),
+      ...(p.orcpt ? [` ORCPT=${orcptParam(p.orcpt)}`] : []),
+    ].join('');
+  };
+
   const remoteMta = target.remoteMta;
   const outcome = (
     recipient: string,
@@ -204,6 +235,7 @@ export async function openSession(target: SessionTarget, opts: SessionOptions): 
       remoteMta,
       ...(c.enhanced ? { enhanced: c.enhanced } : {}),
       tls: tlsFacts,
+      peerDsn: peerDsn(),
     }) as RecipientOutcome;
 
   const session: SmtpSession = {
@@ -216,10 +248,12 @@ export async function openSession(target: SessionTarget, opts: SessionOptions): 
       return conn.secure;
     },
     tls: tlsFacts,
-    send(from, recipients, raw) {
+    send(from, recipients, raw, dsn) {
       session.messages++;
+      current = dsn;
+      const mailDsn = dsn?.ret || dsn?.envid ? { dsn: { ret: dsn.ret, envid: dsn.envid } } : {};
       return new Promise<RecipientOutcome[]>((resolve, reject) => {
-        conn.send({ from, to: recipients }, raw, (err, info) => {
+        conn.send({ from, to: recipients, ...mailDsn }, raw, (err, info) => {
           // RCPT rejections are per recipient (RFC 5321 §4.1.1.3); with LMTP so are DATA replies (RFC 2033 §4.2).
           const rejected = new Map<string, SessionError>();
           const rejectedErrors =

@@ -7,6 +7,7 @@
  */
 import type { SMTPServer } from 'smtp-server';
 import { hasSourceRoute } from './address-syntax.ts';
+import { checkDsnParameters, dsnSyntaxReply } from './dsn-params.ts';
 import { ENHANCED_PREFIX, REPLIES, replyText, type SmtpReply } from './replies.ts';
 
 type Callback = () => void;
@@ -60,8 +61,17 @@ function hook(conn: HookableConnection, events: ConnectionHookEvents): void {
       conn.send(refusal.code, `${refusal.enhanced} Source routes are not accepted`);
       callback();
     };
-  conn.handler_MAIL = routed(conn.handler_MAIL, REPLIES.badSender);
-  conn.handler_RCPT = routed(conn.handler_RCPT, REPLIES.badRecipient);
+  // RFC 3461 §4 syntax on the raw line (dsn-params.ts says why smtp-server's decoded values are not enough).
+  const dsnChecked = (original: Handler, verb: 'MAIL' | 'RCPT'): Handler =>
+    function (this: unknown, command, callback) {
+      const bad = checkDsnParameters(verb, command.toString());
+      if (!bad) return original.call(this, command, callback);
+      events.refused('dsn-syntax');
+      sendReply(conn, dsnSyntaxReply(bad));
+      callback();
+    };
+  conn.handler_MAIL = routed(dsnChecked(conn.handler_MAIL, 'MAIL'), REPLIES.badSender);
+  conn.handler_RCPT = routed(dsnChecked(conn.handler_RCPT, 'RCPT'), REPLIES.badRecipient);
 }
 
 /** Replaces the server's connection set with one that hooks each connection as it is registered. */

@@ -14,6 +14,7 @@ import type { AuthLockout } from './auth-lockout.ts';
 import type { ClientRateLimiter, Reservation } from './client-rate.ts';
 import { installConnectionHooks } from './connection-hooks.ts';
 import type { ConnectionRate } from './connection-rate.ts';
+import { envelopeDsn } from './dsn-params.ts';
 import { LineEndingGuard } from './line-ending-guard.ts';
 import { newMessageId } from './message-id.ts';
 import type { IngressMetrics } from './metrics.ts';
@@ -155,6 +156,8 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     ...(settings.tls ? { key: settings.tls.key, cert: settings.tls.cert } : {}),
     size: settings.maxMessageSize,
     hideENHANCEDSTATUSCODES: false,
+    // RFC 3461: advertise DSN; smtp-server then keeps RET/ENVID/NOTIFY/ORCPT in the envelope (dsn-params.ts).
+    hideDSN: false,
     authMethods: ['PLAIN', 'LOGIN'],
     // RFC 6409 §4.3: submission may require authentication; the MX port must not.
     authOptional: listener.mode === 'relay',
@@ -376,6 +379,7 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     const to = envelope.rcptTo.map((r) => r.address);
     const from = envelope.mailFrom ? envelope.mailFrom.address : '';
     const user = session.user as AuthedUser | undefined;
+    const dsn = envelopeDsn(envelope);
     const header = receivedHeader({
       helo: session.hostNameAppearsAs,
       clientAddress: session.remoteAddress,
@@ -409,6 +413,7 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
           },
           kind: 'mail',
           ...(envelope.smtpUtf8 ? { smtputf8: true } : {}),
+          ...(dsn ? { dsn } : {}),
         },
         body,
       );

@@ -37,7 +37,8 @@ async function run(ctx: QueueContext, t: Transition, outputs: Output[]): Promise
       case 'event':
         return publishEvent(ctx.js, o.event, o.occurrence);
       case 'dsn':
-        if (t.message && (await sendDsn(ctx, t.message, o.occurrence, o.attempt, o.recipients))) dsnSent++;
+        if (t.message && (await sendDsn(ctx, t.message, o.occurrence, o.attempt, o.recipients, o.params)))
+          dsnSent++;
         return;
       case 'suppress':
         return ctx.suppression.add(o.recipient, o.reason, o.response);
@@ -46,7 +47,9 @@ async function run(ctx: QueueContext, t: Transition, outputs: Output[]): Promise
         return;
     }
   };
-  await Promise.all(outputs.filter((o) => o.kind !== 'delete-body').map(one));
+  // DSNs first: a notice (and its dsn event) is out before the attempt's other events and its next schedule.
+  await Promise.all(outputs.filter((o) => o.kind === 'dsn').map(one));
+  await Promise.all(outputs.filter((o) => o.kind !== 'delete-body' && o.kind !== 'dsn').map(one));
   for (const o of outputs) if (o.kind === 'delete-body') await one(o);
   return dsnSent;
 }

@@ -39,6 +39,27 @@ export async function readHeaderSection(bodies: BodyStore, body: BodyRef): Promi
   return headerSection(Buffer.concat(chunks).subarray(0, MAX_HEADER_BYTES));
 }
 
+/**
+ * The whole message as text when it is at most `max` bytes and still exists (RET=FULL), else undefined. Bodies in
+ * the object store are above the server's max payload, so never small enough.
+ */
+export async function readSmallMessage(
+  bodies: BodyStore,
+  body: BodyRef,
+  max: number,
+): Promise<string | undefined> {
+  if ('object' in body) return undefined;
+  if ('stored' in body && body.size > max) return undefined;
+  try {
+    const raw = await bodies.get(body);
+    // Decoded as UTF-8 because the DSN is composed as text; 8-bit mail in another charset is not byte-exact.
+    return raw.length > max ? undefined : Buffer.from(raw).toString('utf8');
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EBODYGONE') return undefined;
+    throw err;
+  }
+}
+
 /** Deletes a stored body; inline bodies and bodies already gone need nothing. */
 export function deleteBody(bodies: BodyStore, body: BodyRef): Promise<void> {
   return bodies.delete(body);

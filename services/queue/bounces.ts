@@ -1,12 +1,14 @@
 /**
- * Sending the DSN for one job attempt's final failures (failed, expired or suppressed recipients): reads the
- * original's headers, builds the RFC 3464 report and submits it, deduped by `dsn.<jobId>.<attempt>`.
+ * Sending one DSN for one job attempt: failures (failed, expired or suppressed recipients), a delay warning or
+ * a success notice. Reads the original's headers (or, for a failure with RET=FULL, the whole message when it is
+ * small enough), builds the RFC 3464 report and submits it, deduped by `dsn.<jobId>.<attempt>[.<kind>]`.
  */
 
 import { msgIds } from '../common/msg-ids.ts';
-import { readHeaderSection } from './body.ts';
+import type { DsnParams } from '../common/types.ts';
+import { readHeaderSection, readSmallMessage } from './body.ts';
 import type { QueueContext } from './context.ts';
-import { buildDsn, type DsnRecipient, dsnEnvelope, mayBounce } from './dsn.ts';
+import { actionOf, buildDsn, type DsnRecipient, dsnEnvelope, dsnKind, mayBounce } from './dsn.ts';
 import { publishEvent, submitEnvelope } from './outputs.ts';
 import type { MessageState } from './state.ts';
 
@@ -14,8 +16,19 @@ import type { MessageState } from './state.ts';
 export type BouncedMessage = Pick<MessageState, 'id' | 'from' | 'receivedAt' | 'kind' | 'body'>;
 
 /**
- * Sends one DSN to the original sender; returns false when none may be sent (null sender or a DSN itself).
- * @param jobId the job (or `<id>.s` for recipients suppressed at routing) whose failures are reported.
+ * RET=FULL returns messages up to this size whole (Postfix's bounce_size_limit default); larger ones get their
+ * headers only, so a DSN stays an inline submission.
+ */
+export const RETURN_FULL_MAX = 50_000;
+
+/** The DSN's own message id part per kind; failures keep the ids they had before the other notices existed. */
+const ID_TAG = { failure: 'dsn', delay: 'delay', success: 'ok' } as const;
+
+/**
+ * Sends one DSN to the original sender; returns false when none may be sent (nothing to report, null sender,
+ * or a DSN itself).
+ * @param jobId the job (or `<id>.s` for recipients suppressed at routing) whose recipients are reported.
+ * @param dsn the RFC 3461 parameters of the original (RET, ENVID), when the client gave any.
  */
 export async function sendDsn(
   ctx: QueueContext,
@@ -23,19 +36,29 @@ export async function sendDsn(
   jobId: string,
   attempt: number,
   recipients: DsnRecipient[],
+  dsn?: DsnParams,
 ): Promise<boolean> {
   if (recipients.length === 0 || !mayBounce(original)) return false;
+  const kind = dsnKind(recipients);
   const input = {
-    id: `${original.id}-dsn-${jobId.slice(original.id.length + 1)}-${attempt}`,
+    id: `${original.id}-${ID_TAG[kind]}-${jobId.slice(original.id.length + 1)}-${attempt}`,
     hostname: ctx.hostname,
     original,
     recipients,
     now: new Date(),
+    ...(dsn?.envid !== undefined ? { envid: dsn.envid } : {}),
   };
-  const headers = await readHeaderSection(ctx.bodies, original.body);
-  const message = buildDsn(headers === undefined ? input : { ...input, originalHeaders: headers });
-  const msgID = msgIds.dsn(jobId, attempt);
-  await submitEnvelope(ctx.js, dsnEnvelope(input, message), msgID);
+  const full =
+    kind === 'failure' && dsn?.ret === 'FULL'
+      ? await readSmallMessage(ctx.bodies, original.body, RETURN_FULL_MAX)
+      : undefined;
+  const headers = full === undefined ? await readHeaderSection(ctx.bodies, original.body) : undefined;
+  const message = buildDsn({
+    ...input,
+    ...(headers !== undefined ? { originalHeaders: headers } : {}),
+    ...(full !== undefined ? { originalMessage: full } : {}),
+  });
+  await submitEnvelope(ctx.js, dsnEnvelope(input, message), msgIds.dsn(jobId, attempt, kind));
   await publishEvent(
     ctx.js,
     {
@@ -45,8 +68,9 @@ export async function sendDsn(
       from: original.from,
       recipients: recipients.map((r) => r.recipient),
       attempt,
+      action: actionOf(recipients[0]!.reason),
     },
-    `${jobId}.${attempt}`,
+    `${jobId}.${attempt}${kind === 'failure' ? '' : `.${kind}`}`,
   );
   return true;
 }

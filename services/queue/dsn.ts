@@ -1,19 +1,24 @@
 /**
  * RFC 3464 delivery status notifications: the bounce Postern sends to an envelope sender when recipients fail
- * permanently, expire or are suppressed. A pure builder: callers supply the original's header section.
+ * permanently, expire or are suppressed, and the RFC 3461 delay warnings and success notices senders ask for.
+ * A pure builder: callers supply the original's header section (or the whole message for RET=FULL).
  * Lines end in CRLF (RFC 5322 §2.1) because the DSN re-enters the pipeline like any submitted message.
  */
 import { createHash } from 'node:crypto';
 import { tlsSummary } from '../common/tls-summary.ts';
-import type { Envelope, TlsFacts } from '../common/types.ts';
+import type { DsnAction, Envelope, TlsFacts } from '../common/types.ts';
 
 /** One recipient's line in a DSN. */
 export interface DsnRecipient {
   recipient: string;
   /** RFC 3464 §2.3.4 Status, e.g. "5.1.1", or "4.4.7" for expiry. */
   status: string;
-  /** Why it is final: the human text says so. */
-  reason: 'failed' | 'expired' | 'suppressed';
+  /** What is reported: the human text and the Action field (failed for the first three) say so. */
+  reason: 'failed' | 'expired' | 'suppressed' | 'delayed' | 'delivered' | 'relayed';
+  /** RFC 3461 ORCPT, decoded (`type;address`): reported as Original-Recipient. */
+  orcpt?: string;
+  /** Delayed: the message expires then (RFC 3464 §2.3.8 Will-Retry-Until). */
+  willRetryUntil?: string;
   /** Last remote reply (or local reason). */
   diagnostic?: string;
   remoteMta?: string;
@@ -30,6 +35,10 @@ export interface DsnInput {
   original: { id: string; from: string; receivedAt: string; kind?: 'mail' | 'dsn' };
   /** The original message's header section (up to the blank line), if still readable. */
   originalHeaders?: string;
+  /** The whole original message (RET=FULL on a failure DSN): returned as message/rfc822 instead of headers. */
+  originalMessage?: string;
+  /** RFC 3461 ENVID, decoded: reported as Original-Envelope-Id (RFC 3464 §2.2.1). */
+  envid?: string;
   recipients: DsnRecipient[];
   now: Date;
 }
@@ -46,7 +55,45 @@ const REASON_TEXT: Record<DsnRecipient['reason'], string> = {
   failed: 'delivery failed permanently',
   expired: 'delivery was deferred until the message expired (maximum lifetime reached)',
   suppressed: 'not attempted: the address hard-bounced recently and is suppressed',
+  delayed: 'delivery temporarily suspended; the mail system will keep trying',
+  delivered: 'delivery successful',
+  relayed: 'delivered to the next mail system, which does not send delivery notifications',
 };
+
+/** RFC 3464 §2.3.3 Action of a recipient line. */
+export function actionOf(reason: DsnRecipient['reason']): DsnAction {
+  return reason === 'delayed' || reason === 'delivered' || reason === 'relayed' ? reason : 'failed';
+}
+
+/** What a whole DSN reports: failure if any recipient failed, else a delay warning, else a success notice. */
+export function dsnKind(recipients: DsnRecipient[]): 'failure' | 'delay' | 'success' {
+  const actions = recipients.map((r) => actionOf(r.reason));
+  if (actions.includes('failed')) return 'failure';
+  return actions.includes('delayed') ? 'delay' : 'success';
+}
+
+const SUBJECT = {
+  failure: 'Undelivered Mail Returned to Sender',
+  delay: 'Delayed Mail (still being retried)',
+  success: 'Successful Mail Delivery Report',
+} as const;
+
+const INTRO = {
+  failure: [
+    "I'm sorry to have to inform you that your message could not",
+    'be delivered to one or more recipients.',
+  ],
+  delay: [
+    'This is a warning only: you do not need to resend your message.',
+    'Delivery to the following recipients has been delayed; the mail',
+    'system will keep trying until the message expires.',
+  ],
+  success: [
+    'Your message was delivered to the destinations listed below.',
+    'A destination marked "relayed" does not send notifications itself:',
+    'you may still hear about delivery errors from systems further on.',
+  ],
+} as const;
 
 /** Strips CR/LF so a remote reply fits one header field and cannot inject lines. */
 function oneLine(text: string, max = 900): string {
@@ -67,6 +114,12 @@ function addressField(address: string): string {
   return /^[\x00-\x7f]*$/.test(address) ? `rfc822; ${address}` : `utf-8; ${address}`;
 }
 
+/** RFC 3464 §2.3.1 original-recipient: `type; address`, one line. */
+function orcptField(orcpt: string): string {
+  const semi = orcpt.indexOf(';');
+  return oneLine(`${orcpt.slice(0, semi)}; ${orcpt.slice(semi + 1)}`, 500);
+}
+
 /** The header section of a message: everything before the first empty line. */
 export function headerSection(message: Uint8Array | string): string {
   const text = typeof message === 'string' ? message : Buffer.from(message).toString('utf8');
@@ -78,12 +131,15 @@ export function headerSection(message: Uint8Array | string): string {
 export function buildDsn(input: DsnInput): string {
   const { hostname, original, recipients, now } = input;
   const boundary = `=_postern_${createHash('sha256').update(input.id).digest('hex').slice(0, 24)}`;
+  const kind = dsnKind(recipients);
   const anyTemporary = recipients.every((r) => r.reason === 'expired');
+  const subject = kind === 'failure' && anyTemporary ? `${SUBJECT.failure} (expired)` : SUBJECT[kind];
+  // RFC 3461 §4.3: RET applies only to DSNs that report a failure; the others carry headers only.
+  const full = kind === 'failure' ? input.originalMessage : undefined;
   const human = [
     `This is the mail system at host ${hostname}.`,
     '',
-    "I'm sorry to have to inform you that your message could not",
-    'be delivered to one or more recipients.',
+    ...INTRO[kind],
     '',
     ...recipients.flatMap((r) => [
       `<${r.recipient}>: ${REASON_TEXT[r.reason]}`,
@@ -94,19 +150,24 @@ export function buildDsn(input: DsnInput): string {
   ];
   const perMessage = [
     `Reporting-MTA: dns; ${hostname}`,
+    // RFC 3464 §2.2.1: the ENVID the sender gave, so it can match the report to what it sent.
+    ...(input.envid !== undefined ? [`Original-Envelope-Id: ${oneLine(input.envid, 100)}`] : []),
     `X-Postern-Queue-ID: ${original.id}`,
     `Arrival-Date: ${rfc5322Date(new Date(original.receivedAt))}`,
   ];
   const perRecipient = recipients.map((r) =>
     [
+      // RFC 3464 §2.3.1: the ORCPT the sender gave, as given (address type; address).
+      ...(r.orcpt ? [`Original-Recipient: ${orcptField(r.orcpt)}`] : []),
       `Final-Recipient: ${addressField(r.recipient)}`,
-      'Action: failed',
+      `Action: ${actionOf(r.reason)}`,
       `Status: ${r.status}`,
       ...(r.remoteMta ? [`Remote-MTA: dns; ${r.remoteMta}`] : []),
       ...(r.diagnostic
         ? [`Diagnostic-Code: ${r.reason === 'suppressed' ? 'x-postern' : 'smtp'}; ${oneLine(r.diagnostic)}`]
         : []),
       ...(r.lastAttemptAt ? [`Last-Attempt-Date: ${rfc5322Date(new Date(r.lastAttemptAt))}`] : []),
+      ...(r.willRetryUntil ? [`Will-Retry-Until: ${rfc5322Date(new Date(r.willRetryUntil))}`] : []),
       // RFC 3464 §2.4 extension field.
       ...(r.tls ? [`X-Postern-TLS: ${oneLine(tlsSummary(r.tls))}`] : []),
     ].join('\r\n'),
@@ -114,7 +175,7 @@ export function buildDsn(input: DsnInput): string {
   const lines = [
     `From: Mail Delivery System <MAILER-DAEMON@${hostname}>`,
     `To: <${original.from}>`,
-    `Subject: ${anyTemporary ? 'Undelivered Mail Returned to Sender (expired)' : 'Undelivered Mail Returned to Sender'}`,
+    `Subject: ${subject}`,
     `Date: ${rfc5322Date(now)}`,
     `Message-ID: <${input.id}@${hostname}>`,
     'Auto-Submitted: auto-replied',
@@ -137,11 +198,18 @@ export function buildDsn(input: DsnInput): string {
     '',
     ...perRecipient.flatMap((block) => [block, '']),
     `--${boundary}`,
-    'Content-Description: Undelivered Message Headers',
-    'Content-Type: text/rfc822-headers',
+    ...(full !== undefined
+      ? ['Content-Description: Undelivered Message', 'Content-Type: message/rfc822']
+      : [
+          `Content-Description: ${kind === 'failure' ? 'Undelivered Message Headers' : 'Message Headers'}`,
+          'Content-Type: text/rfc822-headers',
+        ]),
     'Content-Transfer-Encoding: 8bit',
     '',
-    input.originalHeaders ?? `X-Postern-Note: the original message (${original.id}) is no longer available`,
+    full !== undefined
+      ? full.replace(/\r?\n/g, '\r\n').replace(/\r\n$/, '')
+      : (input.originalHeaders ??
+        `X-Postern-Note: the original message (${original.id}) is no longer available`),
     '',
     `--${boundary}--`,
     '',

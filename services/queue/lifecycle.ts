@@ -13,9 +13,17 @@
  * deletion follow the state that no longer needs them).
  */
 import { attemptOccurrence, msgIds, suppressionOccurrence } from '../common/msg-ids.ts';
-import type { DeliveryJob, DeliveryResult, Envelope, MailEvent, RecipientOutcome } from '../common/types.ts';
-import { dsnStatus, suppressionReason } from './bounce-codes.ts';
+import type {
+  DeliveryJob,
+  DeliveryResult,
+  DsnParams,
+  Envelope,
+  MailEvent,
+  RecipientOutcome,
+} from '../common/types.ts';
+import { suppressionReason } from './bounce-codes.ts';
 import type { DsnRecipient } from './dsn.ts';
+import { planNotices, wantsNotice } from './notices.ts';
 import { type AttemptDecision, decideAttempt } from './retry.ts';
 import type { DeliveryPlan } from './router.ts';
 import type { FinalResult, JobState, MessageState } from './state.ts';
@@ -39,8 +47,12 @@ export type Output =
   /** Purge a deferred job's schedule. */
   | { kind: 'unschedule'; pool: string; jobId: string }
   | { kind: 'event'; event: MailEvent; occurrence: string }
-  /** A DSN to the sender for these recipients (the shell skips it for null senders and DSNs). */
-  | { kind: 'dsn'; occurrence: string; attempt: number; recipients: DsnRecipient[] }
+  /**
+   * A DSN to the sender for these recipients (the shell skips it for null senders and DSNs): failures, a delay
+   * warning or a success notice (notices.ts), with the message's RFC 3461 RET/ENVID. The shell publishes DSNs
+   * before the other outputs of their group, so a notice precedes the attempt's events and its next schedule.
+   */
+  | { kind: 'dsn'; occurrence: string; attempt: number; recipients: DsnRecipient[]; params?: DsnParams }
   | { kind: 'suppress'; recipient: string; reason: string; response: string }
   | { kind: 'delete-body' };
 
@@ -147,12 +159,20 @@ function submitted(existing: MessageState | undefined, e: Extract<LifecycleEvent
         kind: 'dsn',
         occurrence,
         attempt: 0,
-        recipients: suppressed.map((recipient) => ({
-          recipient,
-          status: '5.1.1',
-          reason: 'suppressed',
-          diagnostic: SUPPRESSED_RESPONSE,
-        })),
+        // RFC 3461: only recipients whose NOTIFY asks for failures (or gave none) are reported.
+        recipients: suppressed
+          .filter((r) => wantsNotice(env.dsn?.recipients?.[r]?.notify, 'failure'))
+          .map((recipient) => {
+            const orcpt = env.dsn?.recipients?.[recipient]?.orcpt;
+            return {
+              recipient,
+              status: '5.1.1',
+              reason: 'suppressed' as const,
+              diagnostic: SUPPRESSED_RESPONSE,
+              ...(orcpt ? { orcpt } : {}),
+            };
+          }),
+        ...(env.dsn ? { params: env.dsn } : {}),
       },
     );
   }
@@ -173,23 +193,6 @@ function submitted(existing: MessageState | undefined, e: Extract<LifecycleEvent
   };
 }
 
-function dsnRecipients(d: AttemptDecision, attemptedAt: string): DsnRecipient[] {
-  const line = (o: RecipientOutcome, reason: 'failed' | 'expired', status: string): DsnRecipient => ({
-    recipient: o.recipient,
-    status,
-    reason,
-    diagnostic: o.response,
-    lastAttemptAt: attemptedAt,
-    ...(o.remoteMta ? { remoteMta: o.remoteMta } : {}),
-    ...(o.tls ? { tls: o.tls } : {}),
-  });
-  return [
-    ...d.failed.map((o) => line(o, 'failed', dsnStatus(o.response, o.enhanced))),
-    // RFC 3463 §3.5: 4.4.7 "delivery time expired".
-    ...d.expired.map((o) => line(o, 'expired', '4.4.7')),
-  ];
-}
-
 /**
  * A delivery attempt's result. A result whose job is unknown, final or at another attempt was already recorded
  * (a redelivery) or belongs to a dropped message: nothing changes, except that a complete state a crash left
@@ -204,6 +207,9 @@ function attempted(state: MessageState | undefined, e: Extract<LifecycleEvent, {
     return nothing(state);
   }
   const d = decideAttempt(result, e.at);
+  const notices = planNotices(job, d, result.attemptedAt, e.at);
+  // The delay warning goes once per job: the next attempt carries the mark, and so does the state below.
+  if (d.next && notices.delay.length > 0) d.next.job.delayWarned = true;
   const before: Output[] = [];
   // A job on hold keeps its deferred recipients without a schedule until an operator releases it.
   if (d.next && !isHolding(js)) {
@@ -219,9 +225,16 @@ function attempted(state: MessageState | undefined, e: Extract<LifecycleEvent, {
     if (reason) before.push({ kind: 'suppress', recipient: o.recipient, reason, response: o.response });
   }
   const occurrence = attemptOccurrence(job.jobId, job.attempt);
-  const bounced = dsnRecipients(d, result.attemptedAt);
-  if (bounced.length > 0)
-    before.push({ kind: 'dsn', occurrence: job.jobId, attempt: job.attempt, recipients: bounced });
+  for (const recipients of [notices.failure, notices.delay, notices.success]) {
+    if (recipients.length === 0) continue;
+    before.push({
+      kind: 'dsn',
+      occurrence: job.jobId,
+      attempt: job.attempt,
+      recipients,
+      ...(job.dsn ? { params: job.dsn } : {}),
+    });
+  }
   const deferred = d.next ? result.outcomes.filter((o) => d.next!.job.recipients.includes(o.recipient)) : [];
   const groups: [MailEvent['kind'], RecipientOutcome[]][] = [
     ['delivered', d.delivered],

@@ -9,6 +9,8 @@ export interface AttemptDecision {
   failed: RecipientOutcome[];
   /** Deferred, but the next attempt would fall after the message's expiry: final, bounced with 4.4.7. */
   expired: RecipientOutcome[];
+  /** Deferred to the next attempt (empty when they expired instead). */
+  deferred: RecipientOutcome[];
   /** The next attempt for the deferred recipients, when there is one. */
   next?: { job: Omit<DeliveryJob, 'body'>; due: Date };
 }
@@ -23,7 +25,7 @@ export function retryDelayMs(retry: RetryPolicy, attempt: number): number {
 export function decideAttempt(result: DeliveryResult, now: Date): AttemptDecision {
   const { job } = result;
   const byRecipient = new Map(result.outcomes.map((o) => [o.recipient.toLowerCase(), o]));
-  const decision: AttemptDecision = { delivered: [], failed: [], expired: [] };
+  const decision: AttemptDecision = { delivered: [], failed: [], expired: [], deferred: [] };
   const deferred: RecipientOutcome[] = [];
   for (const recipient of job.recipients) {
     // A recipient the worker did not report on was not delivered: try it again rather than lose it.
@@ -42,6 +44,7 @@ export function decideAttempt(result: DeliveryResult, now: Date): AttemptDecisio
     decision.expired = deferred;
     return decision;
   }
+  decision.deferred = deferred;
   decision.next = {
     job: { ...job, attempt: job.attempt + 1, recipients: deferred.map((o) => o.recipient) },
     due,

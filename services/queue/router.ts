@@ -7,7 +7,7 @@
 
 import type { ConfigSnapshot, DomainConfig, PolicyConfig } from '../common/config/resolved.ts';
 import { DEFAULT_POOL, DEFAULT_RETRY, type MxTlsMode } from '../common/config/resolved.ts';
-import type { DeliveryJob, Envelope, Route } from '../common/types.ts';
+import type { DeliveryJob, DsnParams, Envelope, Route } from '../common/types.ts';
 
 /** What routing decided for one envelope. */
 export interface DeliveryPlan {
@@ -132,5 +132,20 @@ export function planDelivery(
       ...(dkim ? { dkim } : {}),
     });
   }
-  return { jobs: [...groups.values()], suppressed };
+  const jobs = [...groups.values()].map((job) => {
+    const dsn = env.dsn && narrowDsn(env.dsn, job.recipients);
+    return dsn ? { ...job, dsn } : job;
+  });
+  return { jobs, suppressed };
+}
+
+/** A message's RFC 3461 parameters as far as some of its recipients need them (undefined when none apply). */
+export function narrowDsn(dsn: DsnParams, recipients: string[]): DsnParams | undefined {
+  const mine = Object.entries(dsn.recipients ?? {}).filter(([r]) => recipients.includes(r));
+  const out: DsnParams = {
+    ...(dsn.ret ? { ret: dsn.ret } : {}),
+    ...(dsn.envid !== undefined ? { envid: dsn.envid } : {}),
+    ...(mine.length > 0 ? { recipients: Object.fromEntries(mine) } : {}),
+  };
+  return Object.keys(out).length > 0 ? out : undefined;
 }

@@ -104,6 +104,9 @@ export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): Poli
       retry: {
         scheduleMs: retry?.schedule?.map(parseDuration) ?? DEFAULT_RETRY.scheduleMs,
         maxLifetimeMs: retry?.maxLifetime ? parseDuration(retry.maxLifetime) : DEFAULT_RETRY.maxLifetimeMs,
+        delayWarningMs: retry?.delayWarning
+          ? parseDuration(retry.delayWarning)
+          : DEFAULT_RETRY.delayWarningMs!,
       },
       tls: delivery?.tls ?? 'opportunistic',
     },

@@ -60,10 +60,14 @@ export interface PolicyConfig {
   };
 }
 
-/** Postfix-like defaults: first retry after ~5 min, backing off to 1 h, give up after 5 days. */
+/**
+ * Postfix-like defaults: first retry after ~5 min, backing off to 1 h, give up after 5 days; a delay warning
+ * (NOTIFY=DELAY only) after 4 h like Postfix's delay_warning_time.
+ */
 export const DEFAULT_RETRY: RetryPolicy = {
   scheduleMs: [5, 10, 20, 40, 60].map((m) => m * 60_000),
   maxLifetimeMs: 5 * 86_400_000,
+  delayWarningMs: 4 * 3_600_000,
 };
 
 export const DEFAULT_POOL = 'default';

@@ -205,6 +205,11 @@ export const RelayPolicySpec = Type.Object(
               {
                 schedule: Type.Optional(Type.Array(Duration, { minItems: 1, maxItems: 50 })),
                 maxLifetime: Type.Optional(Duration),
+                /**
+                 * RFC 3461 NOTIFY=DELAY: a recipient still queued this long after receipt gets one delay warning
+                 * (Postfix's delay_warning_time). Default 4h.
+                 */
+                delayWarning: Type.Optional(Duration),
               },
               strict,
             ),

@@ -122,3 +122,69 @@ describe('a DSN for mail that expired waiting for TLS', () => {
     assert.match(dsn, /^X-Postern-TLS: no TLS \(starttls-not-supported\), policy required\r$/m);
   });
 });
+
+describe('RFC 3461 notices: delay warnings, success notices, ENVID, ORCPT and RET', () => {
+  const fullMessage = 'From: alice@corp.test\r\nSubject: hello\r\n\r\nthe body text\r\n';
+  const one = (r: Partial<(typeof input.recipients)[number]> & { reason: string }) => ({
+    ...input,
+    envid: 'QQ314159',
+    originalMessage: fullMessage,
+    recipients: [{ recipient: 'bob@far.example', status: '5.1.1', orcpt: 'rfc822;Bob@far.example', ...r }],
+  });
+  const table: [string, string, RegExp[], RegExp[]][] = [
+    [
+      'failed',
+      '5.1.1',
+      [
+        /Subject: Undelivered Mail Returned to Sender\r/,
+        /Action: failed/,
+        /Content-Type: message\/rfc822/,
+        /the body text/,
+      ],
+      [/text\/rfc822-headers/],
+    ],
+    [
+      'delayed',
+      '4.3.0',
+      [
+        /Subject: Delayed Mail \(still being retried\)/,
+        /Action: delayed/,
+        /Will-Retry-Until: /,
+        /text\/rfc822-headers/,
+      ],
+      [/the body text/, /message\/rfc822/],
+    ],
+    [
+      'delivered',
+      '2.0.0',
+      [/Subject: Successful Mail Delivery Report/, /Action: delivered/, /text\/rfc822-headers/],
+      [/the body text/, /Will-Retry-Until/],
+    ],
+    ['relayed', '2.0.0', [/Action: relayed/, /Status: 2\.0\.0/], [/the body text/]],
+  ];
+  for (const [reason, status, present, absent] of table) {
+    it(`${reason}: ${present.map(String).join(' ')}`, () => {
+      const dsn = buildDsn(
+        one({
+          reason: reason as 'failed',
+          status,
+          ...(reason === 'delayed' ? { willRetryUntil: '2030-01-06T00:00:00.000Z' } : {}),
+        }),
+      );
+      for (const re of present) assert.match(dsn, re);
+      for (const re of absent) assert.doesNotMatch(dsn, re);
+      assert.match(dsn, /\r\nOriginal-Envelope-Id: QQ314159\r\n/);
+      assert.match(
+        dsn,
+        /\r\nOriginal-Recipient: rfc822; Bob@far\.example\r\nFinal-Recipient: rfc822; bob@far\.example\r\n/,
+      );
+    });
+  }
+
+  it('returns headers only for a failure when the whole message is not given (RET=HDRS)', () => {
+    const { originalMessage: _full, ...hdrs } = one({ reason: 'failed' });
+    const dsn = buildDsn(hdrs);
+    assert.match(dsn, /Content-Type: text\/rfc822-headers/);
+    assert.doesNotMatch(dsn, /the body text/);
+  });
+});
