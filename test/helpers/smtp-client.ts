@@ -88,3 +88,39 @@ export async function sendLoad(opts: {
 
 /** The X-Test-Id header of a raw message. */
 export const testIdOf = (raw: Buffer | string) => /^X-Test-Id: (\S+)/m.exec(raw.toString())?.[1];
+
+/**
+ * Sends one message over a fresh connection with RFC 3461 parameters (nodemailer's envelope `dsn`: RET/ENVID on
+ * MAIL FROM, one NOTIFY/ORCPT for every RCPT; sent only because the server advertises DSN). Resolves with the
+ * DATA reply (its "queued as <id>" names the message); rejects on any refusal.
+ */
+export function sendWithDsn(opts: {
+  port: number;
+  host?: string;
+  /** Source address (any 127.0.0.N) — how tests pick the RelayPolicy that matches the client. */
+  localAddress?: string;
+  from: string;
+  to: string[];
+  raw: string;
+  dsn: { ret?: 'FULL' | 'HDRS'; envid?: string; notify?: string; orcpt?: string };
+}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const conn = new SMTPConnection({
+      port: opts.port,
+      host: opts.host ?? '127.0.0.1',
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+      ignoreTLS: true,
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 30_000,
+    });
+    conn.once('error', reject);
+    conn.connect(() => {
+      conn.send({ from: opts.from, to: opts.to, dsn: opts.dsn }, opts.raw, (err, info) => {
+        conn.quit();
+        if (err) reject(err);
+        else resolve(info.response);
+      });
+    });
+  });
+}

@@ -28,6 +28,10 @@ export interface SinkMessage {
   authUser?: string;
   /** Sequence number of the TCP connection (1-based) this message arrived on: proves connection reuse. */
   connection: number;
+  /** MAIL FROM parameters as smtp-server parsed them (values xtext-decoded), e.g. `{ RET: 'HDRS' }`. */
+  mailParams: Record<string, string | boolean>;
+  /** RCPT TO parameters by recipient (recipients without any are absent). */
+  rcptParams: Record<string, Record<string, string | boolean>>;
 }
 
 /** accept = 2xx; `{code, message}` = that reply (message sent verbatim); disconnect = drop the TCP connection. */
@@ -56,6 +60,8 @@ export interface SinkOptions {
   auth?: { user: string; pass: string };
   /** Slow peer: delay each scripted reply (greeting, MAIL, RCPT, DATA) by this much. */
   delayMs?: number;
+  /** Advertise DSN (RFC 3461) in EHLO/LHLO; the parameters a client sends are recorded either way. */
+  dsn?: boolean;
 }
 
 export interface SmtpSink {
@@ -122,6 +128,7 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
     hideSTARTTLS: !opts.tls,
     ...(typeof opts.tls === 'object' ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
     hideENHANCEDSTATUSCODES: true,
+    hideDSN: !opts.dsn,
     authOptional: true,
     allowInsecureAuth: true,
     authMethods: ['PLAIN', 'LOGIN'],
@@ -184,6 +191,10 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
           secure: Boolean(session.secure),
           connection: connectionSeq.get(session.id) ?? 0,
           ...(session.user ? { authUser: String(session.user) } : {}),
+          mailParams: { ...(session.envelope.mailFrom ? session.envelope.mailFrom.args || {} : {}) },
+          rcptParams: Object.fromEntries(
+            session.envelope.rcptTo.filter((r) => r.args).map((r) => [r.address, { ...r.args }]),
+          ),
         };
         void delay().then(() => {
           const decided = opts.onData?.(msg) ?? 'accept';
