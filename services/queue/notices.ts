@@ -14,7 +14,7 @@
  */
 import { DEFAULT_RETRY } from '../common/config/resolved.ts';
 import type { DeliveryJob, DsnNotify, RecipientOutcome, Route } from '../common/types.ts';
-import { dsnStatus } from './bounce-codes.ts';
+import { dsnStatus, enhancedCode } from './bounce-codes.ts';
 import type { DsnRecipient } from './dsn.ts';
 import type { AttemptDecision } from './retry.ts';
 
@@ -87,20 +87,21 @@ export function planNotices(
   const delay =
     deferred.length > 0 && delayWarningDue(job, now)
       ? deferred.map((o) => ({
-          ...line(o, 'delayed', classStatus(o.enhanced, '4')),
+          ...line(o, 'delayed', classStatus(o, '4')),
           willRetryUntil: job.expiresAt,
         }))
       : [];
   const success = d.delivered.flatMap((o) => {
     const action = successAction(job.route, o.peerDsn);
     return action && wantsNotice(notify(o.recipient), 'success')
-      ? [line(o, action, classStatus(o.enhanced, '2'))]
+      ? [line(o, action, classStatus(o, '2'))]
       : [];
   });
   return { failure, delay, success };
 }
 
-/** The outcome's enhanced code when it is of the expected class, else `<class>.0.0`. */
-function classStatus(enhanced: string | undefined, cls: '2' | '4'): string {
-  return enhanced?.startsWith(`${cls}.`) ? enhanced : `${cls}.0.0`;
+/** The outcome's enhanced code (given, or in the reply text) when it is of the expected class, else `<class>.0.0`. */
+function classStatus(o: RecipientOutcome, cls: '2' | '4'): string {
+  const code = enhancedCode(o.response, o.enhanced);
+  return code?.startsWith(`${cls}.`) ? code : `${cls}.0.0`;
 }

@@ -50,6 +50,9 @@ describe('queue: RFC 3461 notices', () => {
     assert.equal(third.job.delayWarned, true);
     await h.report(third.job, [{ status: 'delivered', response: '250 2.0.0 ok', peerDsn: false }]);
     await eventually('delivered', () => h.events.find((e) => e.kind === 'delivered' && e.messageId === 'w1'));
+    await eventually('the success notice, a message of its own', () =>
+      h.submitted.find((e) => e.kind === 'dsn' && e.id.startsWith('w1-ok-')),
+    );
     assert.deepEqual(
       dsnEvents('w1').map((e) => e.action),
       ['delayed', 'relayed'],

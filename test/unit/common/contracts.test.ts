@@ -46,6 +46,13 @@ describe('contracts between services', () => {
     assert.deepEqual(readDeliveryJob(JSON.stringify(job)), job);
   });
 
+  it('carries the RFC 3461 parameters and refuses a NOTIFY value that is not one', () => {
+    const dsn = { ret: 'HDRS', envid: 'e1', recipients: { 'bob@example.net': { notify: ['SUCCESS'] } } };
+    assert.deepEqual(readEnvelope(JSON.stringify({ ...envelope, dsn })).dsn, dsn);
+    const bad = { recipients: { 'bob@example.net': { notify: ['SOMETIMES'] } } };
+    assert.throws(() => readEnvelope(JSON.stringify({ ...envelope, dsn: bad })), /invalid Envelope: \/dsn/);
+  });
+
   it('a message from a newer, incompatible writer is refused rather than misread', () => {
     assert.throws(() => readEnvelope(JSON.stringify({ ...envelope, v: 2 })), /invalid Envelope: \/v/);
   });

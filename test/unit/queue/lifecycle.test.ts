@@ -327,6 +327,60 @@ const rows: Row[] = [
   },
 ];
 
+/** RFC 3461: the job of message() with each recipient's NOTIFY (and a delay warning due at once). */
+const notifying = (notify: ('SUCCESS' | 'FAILURE' | 'DELAY' | 'NEVER')[], over: Partial<DeliveryJob> = {}) =>
+  job({
+    retry: { scheduleMs: [60_000], maxLifetimeMs: 432_000_000, delayWarningMs: 0 },
+    dsn: { recipients: { 'bob@example.net': { notify }, 'carol@example.net': { notify } } },
+    ...over,
+  });
+const dsnMessage = (j: DeliveryJob): MessageState => ({
+  ...message('active'),
+  jobs: { 'm1.0': { status: 'active', attempt: 1, job: stored(j) } },
+});
+
+rows.push(
+  {
+    name: 'RFC 3461 NOTIFY=DELAY, deferred past delayWarning: one delay warning before the schedule',
+    state: dsnMessage(notifying(['DELAY'])),
+    event: attempted([later, later], notifying(['DELAY'])),
+    write: 'update',
+    jobs: { 'm1.0': { status: 'deferred', attempt: 2 } },
+    before: [
+      'schedule m1.0 a2 m1.0.a2',
+      'dsn bob@example.net:4.7.1,carol@example.net:4.7.1',
+      'event deferred bob@example.net,carol@example.net',
+    ],
+  },
+  {
+    name: 'RFC 3461 NOTIFY=DELAY, already warned: no second warning',
+    state: dsnMessage(notifying(['DELAY'], { delayWarned: true })),
+    event: attempted([later, later], notifying(['DELAY'], { delayWarned: true })),
+    write: 'update',
+    before: ['schedule m1.0 a2 m1.0.a2', 'event deferred bob@example.net,carol@example.net'],
+  },
+  {
+    name: 'RFC 3461 NOTIFY=SUCCESS, delivered to a hop without DSN: a success notice (relayed)',
+    state: dsnMessage(notifying(['SUCCESS'])),
+    event: attempted(
+      [
+        { ...ok, peerDsn: false },
+        { ...ok, peerDsn: true },
+      ],
+      notifying(['SUCCESS']),
+    ),
+    write: 'delete',
+    before: ['dsn bob@example.net:2.0.0', 'event delivered bob@example.net,carol@example.net'],
+  },
+  {
+    name: 'RFC 3461 NOTIFY=NEVER: a failure bounces without a DSN',
+    state: dsnMessage(notifying(['NEVER'])),
+    event: attempted([spam, spam], notifying(['NEVER'])),
+    write: 'delete',
+    before: ['event bounced bob@example.net,carol@example.net'],
+  },
+);
+
 describe('the job lifecycle: transition(state, event)', () => {
   for (const row of rows) {
     it(row.name, () => {
@@ -350,6 +404,13 @@ describe('the job lifecycle: transition(state, event)', () => {
       if (row.after) assert.deepEqual(describeOutputs(t.after), row.after);
     });
   }
+
+  it('marks the next attempt and the state once the delay warning went (RFC 3461 NOTIFY=DELAY)', () => {
+    const t = transition(dsnMessage(notifying(['DELAY'])), attempted([later, later], notifying(['DELAY'])));
+    const schedule = t.before.find((o) => o.kind === 'schedule');
+    assert.equal(schedule?.kind === 'schedule' && schedule.job.delayWarned, true);
+    assert.equal(t.state?.jobs['m1.0']?.job.delayWarned, true);
+  });
 
   it('reports the jobs an operator action affected', () => {
     assert.deepEqual(transition(message('active', {}, true), { kind: 'delete', at: LATER }).jobs, [
