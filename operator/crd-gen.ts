@@ -114,6 +114,11 @@ const PRINTER_COLUMNS: Record<string, Json[]> = {
     { name: 'Ready', type: 'string', jsonPath: READY },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
+  Webhook: [
+    { name: 'URL', type: 'string', jsonPath: '.spec.url' },
+    { name: 'Ready', type: 'string', jsonPath: READY },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
 };
 
 /** The CustomResourceDefinition object of one kind. */

@@ -16,6 +16,7 @@ import { nanos } from '@nats-io/nats-core';
 import { Objm } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { CONFIG_BUCKET } from './config/resolved.ts';
+import { WEBHOOK_BUCKET } from './config/webhook.ts';
 
 export const STREAMS = {
   submit: 'SUBMIT',
@@ -25,6 +26,8 @@ export const STREAMS = {
   bodies: 'BODIES',
   clientRate: 'CLIENT_RATE',
   authFailures: 'AUTH_FAILURES',
+  /** Webhook events given up after the endpoint's maxLifetime (services/webhooks/dead-letter.ts). */
+  webhookDead: 'WEBHOOK_DEAD',
 } as const;
 
 export const SUBJECTS = {
@@ -42,11 +45,15 @@ export const SUBJECTS = {
   /** Failed AUTHs per client IP or user name (hashed) per lockout window: services/ingress/auth-lockout.ts. */
   authFailure: (kind: 'ip' | 'user', seconds: number, window: number, keyHash: string) =>
     `auth.fail.${kind}.${seconds}.${window}.${keyHash}`,
+  /** A dead-lettered webhook event, per endpoint (`<namespace>.<name>` escaped). */
+  webhookDead: (endpoint: string) => `webhook.dead.${subjectToken(endpoint)}`,
 } as const;
 
 export const BODY_BUCKET = 'bodies';
 export const STATE_BUCKET = 'messages';
 export const SUPPRESSION_BUCKET = 'suppression';
+/** The suppression bucket's max age: no entry outlives it, whatever its own expiry says. */
+export const SUPPRESSION_MAX_AGE_MS = 30 * 86_400_000;
 
 /** Durable consumer names. */
 export const CONSUMERS = {
@@ -147,10 +154,21 @@ export async function ensureTopology(nc: NatsConnection, replicas = 1): Promise<
     max_age: nanos(25 * 3_600_000),
     discard: DiscardPolicy.Old,
   });
+  // Dead-lettered webhook events: kept 30 days for whoever reads them (`nats sub 'webhook.dead.>'`, a replay).
+  await ensureStream(jsm, {
+    ...common,
+    name: STREAMS.webhookDead,
+    subjects: ['webhook.dead.>'],
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(30 * 86_400_000),
+    max_bytes: 256 * 1024 ** 2,
+    discard: DiscardPolicy.Old,
+  });
   const kvm = new Kvm(nc);
   await kvm.create(CONFIG_BUCKET, { history: 5, replicas });
+  await kvm.create(WEBHOOK_BUCKET, { history: 1, replicas });
   await kvm.create(STATE_BUCKET, { history: 1, replicas });
-  await kvm.create(SUPPRESSION_BUCKET, { history: 1, replicas, ttl: 30 * 86_400_000 });
+  await kvm.create(SUPPRESSION_BUCKET, { history: 1, replicas, ttl: SUPPRESSION_MAX_AGE_MS });
   await new Objm(nc).create(BODY_BUCKET, { replicas, storage: StorageType.File });
 }
 

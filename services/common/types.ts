@@ -285,6 +285,8 @@ export const MailEvent = Type.Object({
   response: Type.Optional(Type.String()),
   attempt: Type.Optional(Type.Integer()),
   pool: Type.Optional(Type.String()),
+  /** The RelayPolicy (`<namespace>/<name>`) the message was relayed under; webhooks filter on it. */
+  policy: Type.Optional(Type.String()),
   tls: Type.Optional(TlsFacts),
   /** Kind `dsn`: what the notification reports (RFC 3464 §2.3.3 Action). */
   action: Type.Optional(DsnAction),

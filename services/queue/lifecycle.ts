@@ -152,6 +152,7 @@ function submitted(existing: MessageState | undefined, e: Extract<LifecycleEvent
           from: env.from,
           recipients: suppressed,
           response: SUPPRESSED_RESPONSE,
+          ...(plan.policy ? { policy: plan.policy } : {}),
         },
         occurrence,
       },
@@ -178,7 +179,14 @@ function submitted(existing: MessageState | undefined, e: Extract<LifecycleEvent
   }
   after.push({
     kind: 'event',
-    event: { kind: 'received', messageId: env.id, at, from: env.from, recipients: env.to },
+    event: {
+      kind: 'received',
+      messageId: env.id,
+      at,
+      from: env.from,
+      recipients: env.to,
+      ...(plan.policy ? { policy: plan.policy } : {}),
+    },
     occurrence: env.id,
   });
   // Every recipient suppressed: no state is kept and nothing will ever read the body again.
@@ -256,6 +264,7 @@ function attempted(state: MessageState | undefined, e: Extract<LifecycleEvent, {
         response: list[0]!.response,
         attempt: job.attempt,
         pool: job.pool,
+        ...(job.policy ? { policy: job.policy } : {}),
         ...(list[0]!.tls ? { tls: list[0]!.tls } : {}),
       },
     });

@@ -15,6 +15,8 @@ export interface DeliveryPlan {
   jobs: DeliveryJob[];
   /** Recipients on the suppression list: final at once, never attempted. */
   suppressed: string[];
+  /** The RelayPolicy (`<namespace>/<name>`) that relayed the message, for its events (webhooks filter on it). */
+  policy?: string;
 }
 
 /** Lower-cased domain part of an address (the part after the last '@'). */
@@ -136,7 +138,7 @@ export function planDelivery(
     const dsn = env.dsn && narrowDsn(env.dsn, job.recipients);
     return dsn ? { ...job, dsn } : job;
   });
-  return { jobs, suppressed };
+  return { jobs, suppressed, ...(policy ? { policy: policy.source } : {}) };
 }
 
 /** A message's RFC 3461 parameters as far as some of its recipients need them (undefined when none apply). */

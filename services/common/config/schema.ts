@@ -249,6 +249,49 @@ export const RelayPolicySpec = Type.Object(
 );
 export type RelayPolicySpec = Static<typeof RelayPolicySpec>;
 
+/** The event kinds a Webhook may subscribe to: mail events (MailEvent) and site events (SiteEvent). */
+export const WEBHOOK_EVENTS = [
+  'received',
+  'delivered',
+  'deferred',
+  'bounced',
+  'expired',
+  'suppressed',
+  'dsn',
+  'site.throttled',
+  'site.suspended',
+  'site.resumed',
+] as const;
+
+/**
+ * A signed HTTP endpoint told about events (docs/api.md "Webhooks"). Its own kind rather than a RelayPolicy
+ * section: an endpoint follows site events and inbound mail that no policy owns, may follow several policies,
+ * and is owned by the application team (RBAC on Webhooks) while RelayPolicies stay with the platform team.
+ */
+export const WebhookSpec = Type.Object(
+  {
+    /** Where events are POSTed. */
+    url: Type.String({ pattern: '^https?://[^\\s/?#]+[^\\s]*$', maxLength: 2048 }),
+    events: Type.Array(Type.Union(WEBHOOK_EVENTS.map((e) => Type.Literal(e))), { minItems: 1, maxItems: 20 }),
+    /** Secret holding the HMAC-SHA256 key (key `secret` unless `key` says otherwise). */
+    secretRef: SecretRef,
+    /** Only mail events of messages relayed under these RelayPolicies (same namespace); site events pass. */
+    policies: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$' }), { maxItems: 100 }),
+    ),
+    /** One request's time limit (default 10s). */
+    timeout: Type.Optional(Duration),
+    /** How long an event is retried before it is dead-lettered (default 24h). */
+    maxLifetime: Type.Optional(Duration),
+    /** Backoff between attempts: doubling from initialDelay (default 10s) up to maxDelay (default 1h). */
+    retry: Type.Optional(
+      Type.Object({ initialDelay: Type.Optional(Duration), maxDelay: Type.Optional(Duration) }, strict),
+    ),
+  },
+  strict,
+);
+export type WebhookSpec = Static<typeof WebhookSpec>;
+
 /** A custom resource document as users write it (`kubectl apply` shape). */
 export interface Resource<Spec> {
   apiVersion: string;
@@ -264,6 +307,7 @@ export interface Resource<Spec> {
 }
 export type MailDomain = Resource<MailDomainSpec>;
 export type RelayPolicy = Resource<RelayPolicySpec>;
+export type Webhook = Resource<WebhookSpec>;
 
 /** The kinds, with their schemas, for generators and validators. */
 export const KINDS: Record<
@@ -277,4 +321,5 @@ export const KINDS: Record<
     shortNames: ['rp'],
     spec: RelayPolicySpec,
   },
+  Webhook: { plural: 'webhooks', singular: 'webhook', shortNames: ['wh'], spec: WebhookSpec },
 };

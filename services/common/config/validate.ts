@@ -4,7 +4,8 @@
  */
 import { isIP } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
-import { API, MailDomainSpec, RelayPolicySpec, type Resource } from './schema.ts';
+import { parseDuration } from '../durations.ts';
+import { API, MailDomainSpec, RelayPolicySpec, type Resource, WebhookSpec } from './schema.ts';
 
 export function isCidr(text: string): boolean {
   const [addr, bits, extra] = text.split('/');
@@ -20,14 +21,22 @@ export function validateResource(doc: unknown): string[] {
   if (d.apiVersion !== API) return [`apiVersion must be ${API} (got ${String(d.apiVersion)})`];
   if (!d.metadata?.name) return ['metadata.name is required'];
   const schema =
-    d.kind === 'MailDomain' ? MailDomainSpec : d.kind === 'RelayPolicy' ? RelayPolicySpec : undefined;
+    d.kind === 'MailDomain'
+      ? MailDomainSpec
+      : d.kind === 'RelayPolicy'
+        ? RelayPolicySpec
+        : d.kind === 'Webhook'
+          ? WebhookSpec
+          : undefined;
   if (!schema) return [`unknown kind ${String(d.kind)}`];
   const spec = Value.Default(schema, structuredClone(d.spec ?? {}));
   const errors = [...Value.Errors(schema, spec)].map(
     (e) => `spec${e.path.replaceAll('/', '.')}: ${e.message}`,
   );
   if (errors.length) return errors;
-  if (d.kind === 'MailDomain') {
+  if (d.kind === 'Webhook') {
+    errors.push(...webhookErrors(spec as WebhookSpec));
+  } else if (d.kind === 'MailDomain') {
     const s = spec as MailDomainSpec;
     if (s.inbound?.enabled !== false && s.inbound && !s.inbound.deliverTo) {
       errors.push('spec.inbound.deliverTo: required when inbound is enabled');
@@ -99,5 +108,23 @@ function deliveryTlsErrors(s: RelayPolicySpec): string[] {
       `spec.delivery.tls: ${d.tls} applies to MX delivery; with a smarthost set smarthost.tls (none, opportunistic, required or verify)`,
     );
   }
+  return errors;
+}
+
+/** What a Webhook's schema cannot say: a URL that parses, durations that are not zero, backoff bounds in order. */
+function webhookErrors(s: WebhookSpec): string[] {
+  const errors: string[] = [];
+  if (!URL.canParse(s.url)) errors.push(`spec.url: "${s.url}" is not a URL`);
+  const positive: [string, string | undefined][] = [
+    ['timeout', s.timeout],
+    ['maxLifetime', s.maxLifetime],
+    ['retry.initialDelay', s.retry?.initialDelay],
+    ['retry.maxDelay', s.retry?.maxDelay],
+  ];
+  for (const [name, value] of positive)
+    if (value !== undefined && parseDuration(value) === 0) errors.push(`spec.${name}: must be longer than 0`);
+  const { initialDelay, maxDelay } = s.retry ?? {};
+  if (initialDelay && maxDelay && parseDuration(initialDelay) > parseDuration(maxDelay))
+    errors.push('spec.retry: initialDelay must not be longer than maxDelay');
   return errors;
 }
