@@ -7,6 +7,8 @@
  *   postern apply -f FILE [--data-dir DIR | --nats URL]
  *   postern validate -f FILE
  *   postern queue list|summary|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--status S] [--json] [--data-dir DIR | --admin URL]
+ *   postern suppression list|show|add|remove|export|import [ADDRESS|FILE] [--domain D] [--reason R] [--note TEXT]
+ *                       [--expires 30d] [--format csv|json] [--skip-invalid] [--json] [--data-dir DIR | --admin URL]
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,13 +18,16 @@ import { ConfigFileError, loadConfigFile, writeConfig } from '../services/local/
 import { destinationsCommand } from '../services/local/destinations-client.ts';
 import { startLocal } from '../services/local/local-mode.ts';
 import { QueueClientError, queueCommand } from '../services/local/queue-client.ts';
+import { suppressionCommand } from '../services/local/suppression-client.ts';
 
 const USAGE = `usage:
   postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--ingress N] [--delivery N]
                 [--nats-port N] [--nats-sync always|default] [--nats-cluster N] [--admin-port N] [--metrics-base-port N]
   postern apply -f FILE [--data-dir DIR | --nats URL]
   postern validate -f FILE
-  postern queue list|summary|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--status S] [--json] [--data-dir DIR | --admin URL]`;
+  postern queue list|summary|show|delete|retry|hold|release [ID] [--from ADDR] [--domain DOMAIN] [--status S] [--json] [--data-dir DIR | --admin URL]
+  postern suppression list|show|add|remove|export|import [ADDRESS|FILE] [--domain D] [--reason manual|complaint|unsubscribe|hard-bounce]
+                      [--note TEXT] [--expires 30d] [--format csv|json] [--skip-invalid] [--json] [--data-dir DIR | --admin URL]`;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`postern: ${message}\n`);
@@ -211,6 +216,31 @@ async function destinations(args: string[]) {
   );
 }
 
+async function suppression(args: string[]) {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      ...ADMIN_OPTIONS,
+      domain: { type: 'string' },
+      reason: { type: 'string' },
+      note: { type: 'string' },
+      expires: { type: 'string' },
+      format: { type: 'string' },
+      'skip-invalid': { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  });
+  const [action = 'list', arg] = positionals;
+  const { admin: _a, 'data-dir': _d, 'skip-invalid': skipInvalid, ...opts } = values;
+  process.stdout.write(
+    await suppressionCommand(adminBase(values), action, arg, {
+      ...opts,
+      ...(skipInvalid ? { skipInvalid } : {}),
+    }),
+  );
+}
+
 const [command, ...rest] = process.argv.slice(2);
 try {
   if (command === 'local') await local(rest);
@@ -218,6 +248,7 @@ try {
   else if (command === 'validate') validate(rest);
   else if (command === 'queue') await queue(rest);
   else if (command === 'destinations') await destinations(rest);
+  else if (command === 'suppression') await suppression(rest);
   else fail(USAGE);
 } catch (err) {
   if (err instanceof ConfigFileError) fail(`invalid configuration:\n${err.message}`, 1);

@@ -1,5 +1,5 @@
 /**
- * Local-mode configuration: a multi-document YAML file of MailDomain, RelayPolicy and Secret documents — the
+ * Local-mode configuration: a multi-document YAML file of MailDomain, RelayPolicy, Webhook and Secret documents — the
  * exact documents a user would `kubectl apply` — validated with the CRD schemas and resolved with the same code
  * the operator uses, then written to the KV bucket the services watch.
  */
@@ -9,8 +9,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { parseAllDocuments } from 'yaml';
 import { resolveMailDomain, resolveRelayPolicy } from '../common/config/resolve.ts';
 import { CONFIG_BUCKET, domainKey, policyKey } from '../common/config/resolved.ts';
-import type { MailDomain, RelayPolicy } from '../common/config/schema.ts';
+import type { MailDomain, RelayPolicy, Webhook } from '../common/config/schema.ts';
 import { validateResource } from '../common/config/validate.ts';
+import { resolveWebhook, WEBHOOK_BUCKET, webhookKey } from '../common/config/webhook.ts';
 
 export class ConfigFileError extends Error {}
 
@@ -32,7 +33,16 @@ export function loadConfigFile(path: string): Map<string, unknown> {
   return resolveConfigText(text, path);
 }
 
-/** Resolves YAML text to KV entries (`domain.<d>` / `policy.<ns>.<name>` → document). */
+/**
+ * Entries under this prefix belong to the `webhooks` bucket (key without the prefix), not to `config`: they
+ * carry HMAC keys that only the webhook dispatcher needs (services/common/config/webhook.ts).
+ */
+export const WEBHOOK_PREFIX = 'webhook.';
+
+/**
+ * Resolves YAML text to KV entries (`domain.<d>` / `policy.<ns>.<name>` → document, and
+ * `webhook.<ns>.<name>` → a Webhook document for the `webhooks` bucket).
+ */
 export function resolveConfigText(text: string, origin = 'config'): Map<string, unknown> {
   const problems: string[] = [];
   const docs: { index: number; doc: Record<string, unknown> }[] = [];
@@ -77,6 +87,9 @@ export function resolveConfigText(text: string, origin = 'config'): Map<string, 
         }
         owners.set(key, where);
         entries.set(key, resolveMailDomain(md, keySecret?.[dkim?.keySecretRef?.key ?? 'private.key']));
+      } else if (doc['kind'] === 'Webhook') {
+        const wh = doc as unknown as Webhook;
+        entries.set(`${WEBHOOK_PREFIX}${webhookKey(ns, wh.metadata.name)}`, resolveWebhook(wh, lookup));
       } else {
         const rp = doc as unknown as RelayPolicy;
         entries.set(policyKey(ns, rp.metadata.name), resolveRelayPolicy(rp, lookup));
@@ -98,16 +111,26 @@ export async function writeConfig(
   entries: Map<string, unknown>,
   prune: boolean,
 ): Promise<{ written: number; deleted: number }> {
-  const kv = await new Kvm(nc).create(CONFIG_BUCKET, { history: 5 });
+  const kvm = new Kvm(nc);
+  const buckets = [
+    { kv: await kvm.create(CONFIG_BUCKET, { history: 5 }), prefix: '' },
+    { kv: await kvm.create(WEBHOOK_BUCKET, { history: 1 }), prefix: WEBHOOK_PREFIX },
+  ];
+  const bucketOf = (key: string) => (key.startsWith(WEBHOOK_PREFIX) ? buckets[1]! : buckets[0]!);
   let deleted = 0;
   if (prune) {
-    for await (const key of await kv.keys()) {
-      if (!entries.has(key)) {
-        await kv.delete(key);
-        deleted++;
+    for (const { kv, prefix } of buckets) {
+      for await (const key of await kv.keys()) {
+        if (!entries.has(`${prefix}${key}`)) {
+          await kv.delete(key);
+          deleted++;
+        }
       }
     }
   }
-  for (const [key, value] of entries) await kv.put(key, JSON.stringify(value));
+  for (const [key, value] of entries) {
+    const { kv, prefix } = bucketOf(key);
+    await kv.put(key.slice(prefix.length), JSON.stringify(value));
+  }
   return { written: entries.size, deleted };
 }

@@ -1,5 +1,5 @@
 /**
- * Local mode: nats-server, ingress, queue and delivery on one machine, no Kubernetes. The config file is
+ * Local mode: nats-server, ingress, queue, delivery and the webhook dispatcher on one machine, no Kubernetes. The config file is
  * loaded into the same KV bucket the operator writes in a cluster, so services cannot tell the difference.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -131,6 +131,12 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
           POSTERN_ADMIN_PORT: String(adminPort),
           POSTERN_METRICS_PORT: nextMetricsPort(),
         },
+      },
+      // The webhook dispatcher runs even without Webhook documents: `postern apply` may add some later.
+      {
+        name: 'webhooks',
+        script: join(ROOT, 'services/webhooks/main.ts'),
+        env: { ...common, POSTERN_METRICS_PORT: nextMetricsPort() },
       },
     ];
     for (const pool of pools) {

@@ -21,11 +21,21 @@ import { formatQueueSummary } from './queue-summary-format.ts';
 
 export class QueueClientError extends Error {}
 
-/** One request to the queue admin API; its error text (or the HTTP status) becomes a QueueClientError. */
-export async function callAdmin(base: string, method: string, path: string): Promise<unknown> {
+/** One request to the queue admin API (`json`: the request body); its error text (or the HTTP status) becomes a QueueClientError. */
+export async function callAdmin(
+  base: string,
+  method: string,
+  path: string,
+  json?: unknown,
+): Promise<unknown> {
   let res: Response;
   try {
-    res = await fetch(new URL(path, base), { method });
+    res = await fetch(
+      new URL(path, base),
+      json === undefined
+        ? { method }
+        : { method, body: JSON.stringify(json), headers: { 'content-type': 'application/json' } },
+    );
   } catch (err) {
     throw new QueueClientError(`cannot reach the queue admin API at ${base}: ${(err as Error).message}`);
   }

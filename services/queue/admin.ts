@@ -8,12 +8,14 @@
  *   POST   /queue/:id/hold                put it on hold (no further attempts until released)
  *   POST   /queue/:id/release             release a held message (attempted at once)
  *   GET    /sites, POST /sites/:site/suspend|resume   site state (admin-sites.ts)
+ *   GET|POST /suppression, GET|DELETE /suppression/:address   the suppression list (admin-suppression.ts)
  * Binds where POSTERN_ADMIN_HOST/PORT say (loopback by default): it has no authentication of its own.
  */
 import { createServer, type ServerResponse } from 'node:http';
 import { dropMessage, getQueued, holdMessage, listQueue, releaseMessage, retryNow } from './admin-actions.ts';
 import { handleSites } from './admin-sites.ts';
 import { queueSummary, SummaryRequestError } from './admin-summary.ts';
+import { handleSuppression } from './admin-suppression.ts';
 import type { QueueContext } from './context.ts';
 
 export interface AdminServer {
@@ -34,6 +36,10 @@ export async function startAdminServer(ctx: QueueContext, host: string, port: nu
     try {
       if (parts[0] === 'sites') {
         const r = await handleSites(ctx.js, req, url, parts);
+        return send(res, r.status, r.body);
+      }
+      if (parts[0] === 'suppression') {
+        const r = await handleSuppression(ctx, req, url, parts);
         return send(res, r.status, r.body);
       }
       if (parts[0] !== 'queue' || parts.length > 3) return send(res, 404, { error: 'not found' });

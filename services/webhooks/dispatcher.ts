@@ -85,6 +85,10 @@ export async function startDispatcher(opts: {
   const converge = async (docs: Map<string, WebhookConfig>) => {
     for (const source of running.keys()) if (!docs.has(source)) await apply(source, undefined);
     for (const [source, cfg] of docs) await apply(source, cfg);
+    // Ready means consuming: events from here on reach every endpoint (their consumers start at "new"). Bounded,
+    // so an endpoint whose consumer cannot be made (its loop keeps retrying, /readyz says so) blocks no change.
+    const started = Promise.allSettled([...running.values()].map((r) => r.started));
+    await Promise.race([started, new Promise((r) => setTimeout(r, 10_000).unref())]);
     const wanted = new Set([...docs.keys()].map(consumerName));
     for await (const c of jsm.consumers.list(STREAMS.events)) {
       const name = c.config.durable_name ?? c.name;
