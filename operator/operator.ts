@@ -6,6 +6,7 @@ import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-no
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { WEBHOOK_BUCKET } from '../services/common/config/webhook.ts';
 import { retryUntilDone } from '../services/common/retry.ts';
 import { type Autoscaler, startAutoscaler } from './autoscaler/autoscaler.ts';
 import type { PoolSettings } from './autoscaler/pools.ts';
@@ -16,6 +17,7 @@ import {
   type RelayPolicyObject,
   relayPolicyReconciler,
 } from './controllers/relay-policy.ts';
+import { type WebhookObject, webhookReconciler, webhooksUsingSecret } from './controllers/webhook.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
 import { describeAccess, missingAccess, operatorAccess } from './permissions.ts';
 import { describeError } from './runtime/api-errors.ts';
@@ -103,6 +105,7 @@ async function startTerm(
   const { kubeConfig, nc, logger } = o;
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const kv = await ConfigKv.open(nc);
+  const webhookKv = await ConfigKv.open(nc, WEBHOOK_BUCKET, 1);
   const events = new EventRecorder(kubeConfig, logger);
   const informerOpts = {
     kubeConfig,
@@ -121,6 +124,12 @@ async function startTerm(
     ...informerOpts,
     path: policiesApi.path,
     list: policiesApi.list,
+  });
+  const webhooksApi = new CustomResources<WebhookObject>(kubeConfig, 'webhooks', s.watchNamespace);
+  const webhooks = new Informer<WebhookObject>({
+    ...informerOpts,
+    path: webhooksApi.path,
+    list: webhooksApi.list,
   });
   const ns = s.watchNamespace;
   const secrets = new Informer<V1Secret>({
@@ -147,12 +156,24 @@ async function startTerm(
       logger,
     }),
   });
-  const stopInformers = () => Promise.all([domains.stop(), policies.stop(), secrets.stop()]);
+  const whController = new Controller({
+    ...common,
+    kind: 'Webhook',
+    reconcile: webhookReconciler({
+      informer: webhooks,
+      secrets,
+      resources: webhooksApi,
+      kv: webhookKv,
+      events,
+      logger,
+    }),
+  });
+  const stopInformers = () => Promise.all([domains.stop(), policies.stop(), webhooks.stop(), secrets.stop()]);
   // Leadership lost or shutdown while the first list is still failing (API server down): give up the term.
   signal.addEventListener('abort', () => void stopInformers(), { once: true });
   // Secrets first: a policy reconciled before its Secrets are cached would report SecretNotFound needlessly.
   await secrets.start();
-  await Promise.all([domains.start(), policies.start()]);
+  await Promise.all([domains.start(), policies.start(), webhooks.start()]);
   if (signal.aborted) {
     await stopInformers();
     throw new Error('term aborted before its caches synced');
@@ -160,8 +181,11 @@ async function startTerm(
   mdController.watch(domains, (md) => mailDomainKeys(domains, md));
   rpController.watch(policies);
   rpController.watch(secrets, (secret) => policiesUsingSecret(policies, secret));
+  whController.watch(webhooks);
+  whController.watch(secrets, (secret) => webhooksUsingSecret(webhooks, secret));
   mdController.start();
   rpController.start();
+  whController.start();
   let autoscaler: Autoscaler | undefined;
   if (s.pools.length) {
     autoscaler = await startAutoscaler({
@@ -177,7 +201,7 @@ async function startTerm(
   return {
     async stop() {
       await autoscaler?.stop();
-      await Promise.all([mdController.stop(), rpController.stop()]);
+      await Promise.all([mdController.stop(), rpController.stop(), whController.stop()]);
       await stopInformers();
       logger.info('controllers stopped');
     },

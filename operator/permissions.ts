@@ -27,14 +27,14 @@ type Scope = Pick<
 export function operatorAccess(s: Scope): Access[] {
   const ns = s.watchNamespace ? { namespace: s.watchNamespace } : {};
   const list: Access[] = [];
-  for (const resource of ['maildomains', 'relaypolicies']) {
+  for (const resource of ['maildomains', 'relaypolicies', 'webhooks']) {
     // Informers list and watch; finalizers are patched on the object, status through its subresource.
     for (const verb of ['list', 'watch', 'patch']) list.push({ verb, group: API_GROUP, resource, ...ns });
     list.push({ verb: 'patch', group: API_GROUP, resource, subresource: 'status', ...ns });
     // Owner references with blockOwnerDeletion (generated DKIM Secrets) need update on the owner's finalizers.
     list.push({ verb: 'update', group: API_GROUP, resource, subresource: 'finalizers', ...ns });
   }
-  // Secrets: the informer (AUTH users, smarthost credentials), read and generate DKIM keys.
+  // Secrets: the informer (AUTH users, smarthost credentials, webhook HMAC keys), read and generate DKIM keys.
   for (const verb of ['list', 'watch', 'get', 'create'])
     list.push({ verb, group: '', resource: 'secrets', ...ns });
   list.push({ verb: 'create', group: '', resource: 'events', ...ns });
@@ -62,7 +62,7 @@ export function uninstallAccess(s: {
   const ns = s.watchNamespace ? { namespace: s.watchNamespace } : {};
   const d = { group: 'apps', resource: 'deployments', namespace: s.namespace, name: s.deployment };
   return [
-    ...['maildomains', 'relaypolicies'].flatMap((resource) =>
+    ...['maildomains', 'relaypolicies', 'webhooks'].flatMap((resource) =>
       ['list', 'patch'].map((verb) => ({ verb, group: API_GROUP, resource, ...ns })),
     ),
     { ...d, verb: 'get', subresource: 'scale' },

@@ -36,7 +36,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function releaseFinalizers(o: ReleaseFinalizersOptions): Promise<number> {
   await stopOperator(o);
   let released = 0;
-  for (const plural of ['maildomains', 'relaypolicies']) {
+  for (const plural of ['maildomains', 'relaypolicies', 'webhooks']) {
     const api = new CustomResources(o.kubeConfig, plural, o.watchNamespace);
     for (let attempt = 1; ; attempt++) {
       const conflicts: string[] = [];

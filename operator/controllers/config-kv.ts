@@ -14,9 +14,12 @@ export class ConfigKv {
     this.#kv = kv;
   }
 
-  /** Opens (creating if needed, with the same settings as ensureTopology) the config bucket. */
-  static async open(nc: NatsConnection): Promise<ConfigKv> {
-    return new ConfigKv(await new Kvm(nc).create(CONFIG_BUCKET, { history: 5 }));
+  /**
+   * Opens (creating if needed, with the same settings as ensureTopology) the config bucket, or another bucket of
+   * resolved documents (`webhooks`, history 1).
+   */
+  static async open(nc: NatsConnection, bucket = CONFIG_BUCKET, history = 5): Promise<ConfigKv> {
+    return new ConfigKv(await new Kvm(nc).create(bucket, { history }));
   }
 
   /** The current document at `key`, or undefined when absent or deleted. */
