@@ -121,6 +121,7 @@ describe('the Helm chart', () => {
       'mta-postern-ingress',
       'mta-postern-operator',
       'mta-postern-queue',
+      'mta-postern-webhooks',
     ]);
     for (const d of deployments) {
       assert.equal(envOf(d, 'NATS_URL'), 'nats://mta-postern-nats.postern.svc:4222');
@@ -274,6 +275,36 @@ describe('the Helm chart', () => {
       assert.equal(envOf(d, 'POSTERN_TLSRPT_CONTACT'), 'tls@example.org');
     }
     for (const d of pools([])) assert.equal(envOf(d, 'POSTERN_TLSRPT_ENABLED'), undefined, 'off by default');
+  });
+
+  it('renders the webhook dispatcher from webhooks.*, with its own ServiceAccount, and leaves it out when disabled', () => {
+    const objs = renderChart(helm, {
+      set: [
+        'webhooks.replicas=2',
+        'webhooks.concurrency=16',
+        'webhooks.maxPending=5000',
+        'webhooks.metricsInterval=10s',
+      ],
+    });
+    const d = byKind<V1Deployment>(objs, 'Deployment').find(
+      (x) => x.metadata?.name === 'mta-postern-webhooks',
+    )!;
+    assert.equal(d.spec?.replicas, 2);
+    assert.deepEqual(d.spec?.template.spec?.containers[0]?.command, ['node', 'services/webhooks/main.ts']);
+    assert.equal(envOf(d, 'POSTERN_WEBHOOK_CONCURRENCY'), '16');
+    assert.equal(envOf(d, 'POSTERN_WEBHOOK_MAX_PENDING'), '5000');
+    assert.equal(envOf(d, 'POSTERN_WEBHOOK_METRICS_INTERVAL'), '10s');
+    assert.equal(
+      d.spec?.template.spec?.automountServiceAccountToken,
+      false,
+      'services never talk to Kubernetes',
+    );
+    assert.ok(byKind(objs, 'ServiceAccount').some((sa) => sa.metadata?.name === 'mta-postern-webhooks'));
+    const off = renderChart(helm, { set: ['webhooks.enabled=false'] });
+    assert.ok(!off.some((o) => o.metadata?.name === 'mta-postern-webhooks'));
+    const bad = runHelm(helm, ['template', 'mta', CHART_DIR, '--set', 'webhooks.concurrency=0']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /webhooks.*concurrency/);
   });
 
   it('renders ingress.limits as the ingress env, defaults included, and refuses a zero limit', () => {
