@@ -252,6 +252,43 @@ describe('webhooks: signed delivery from EVENTS with retries and dead letters', 
     assert.ok(!r.accepted().has(none));
   });
 
+  it('a deleted consumer is re-created by the supervised loop, and delivery resumes', async () => {
+    const r = await receiver();
+    await addWebhook('resilient', { url: r.url });
+    await jsm.consumers.delete(STREAMS.events, consumerName('default/resilient'));
+    await eventually('consumer re-created', () =>
+      jsm.consumers.info(STREAMS.events, consumerName('default/resilient')).then(
+        () => true,
+        () => false,
+      ),
+    );
+    const id = await publish('delivered');
+    await eventually('event after the re-creation', () => r.accepted().get(id) === 1);
+    assert.ok((await metric('postern_loop_restarts_total', { loop: 'webhook:default/resilient' })) >= 1);
+  });
+
+  it('a dispatcher stopped with a backlog leaves it to the next one: nothing is lost', async () => {
+    let down = true;
+    const r = await receiver(() => (down ? 500 : 200));
+    await addWebhook('handover', { url: r.url });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await publish('bounced'));
+    await eventually('attempted', () => ids.every((id) => r.received.some((w) => w.id === id)));
+    await dispatcher.close();
+    down = false;
+    const logger = pino({ level: process.env['LOG_LEVEL'] ?? 'silent' });
+    dispatcher = await startDispatcher({
+      nc,
+      logger,
+      registry: new Registry(),
+      loops: new LoopSupervisor({ logger, registry: new Registry(), closing: () => nc.isClosed() }),
+      settings: { concurrency: 4, maxPending: 200, pendingIntervalMs: 200 },
+    });
+    await eventually('every event accepted once by way of the new dispatcher', () =>
+      ids.every((id) => r.accepted().get(id) === 1),
+    );
+  });
+
   it('a removed webhook stops and its consumer is deleted', async () => {
     const r = await receiver();
     await addWebhook('gone', { url: r.url });
