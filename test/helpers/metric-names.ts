@@ -22,4 +22,7 @@ export const FIXED_METRICS: Readonly<Record<string, string>> = {
   postern_operator_workqueue_depth: 'operator/metrics.ts',
   postern_delivery_replicas: 'operator/metrics.ts',
   postern_delivery_lag: 'operator/metrics.ts',
+  postern_webhook_deliveries_total: 'services/webhooks/metrics.ts',
+  postern_webhook_duration_seconds: 'services/webhooks/metrics.ts',
+  postern_webhook_pending: 'services/webhooks/metrics.ts',
 };
