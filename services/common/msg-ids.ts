@@ -29,6 +29,8 @@ export const msgIds = {
   event: (kind: string, occurrence: string) => `ev.${kind}.${occurrence}`,
   /** A site event on EVENTS (suspended, resumed, throttled); `at` is when the change takes or took effect. */
   siteEvent: (kind: string, site: string, at: string) => `ev.${kind}.${site}.${at}`,
+  /** A webhook event dead-lettered for one endpoint (`<namespace>.<name>`): once per endpoint and event. */
+  webhookDead: (endpoint: string, eventId: string) => `dead.${endpoint}.${eventId}`,
   /** A TLS report (RFC 8460) submitted as a message: its message id, so one report period is stored once. */
   tlsReport: (messageId: string) => messageId,
 } as const;

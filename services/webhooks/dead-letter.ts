@@ -5,6 +5,7 @@
  * publish succeeded but whose ack was lost is not dead-lettered twice.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
+import { msgIds } from '../common/msg-ids.ts';
 import { SUBJECTS } from '../common/nats.ts';
 
 export interface DeadLetter {
@@ -24,5 +25,7 @@ export interface DeadLetter {
 
 export async function publishDeadLetter(js: JetStreamClient, d: DeadLetter): Promise<void> {
   const token = d.endpoint.replace('/', '.');
-  await js.publish(SUBJECTS.webhookDead(token), JSON.stringify(d), { msgID: `dead.${token}.${d.eventId}` });
+  await js.publish(SUBJECTS.webhookDead(token), JSON.stringify(d), {
+    msgID: msgIds.webhookDead(token, d.eventId),
+  });
 }

@@ -18,6 +18,7 @@ import {
 import { nanos } from '@nats-io/nats-core';
 import type { WebhookConfig } from '../common/config/webhook.ts';
 import { consumeSupervised } from '../common/consume.ts';
+import { readMailEvent } from '../common/contracts.ts';
 import { isConsumerNotFound, STREAMS, SUBJECTS, subjectToken } from '../common/nats.ts';
 import type { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
@@ -25,6 +26,8 @@ import { publishDeadLetter } from './dead-letter.ts';
 import { decide } from './decision.ts';
 import type { WebhookMetrics } from './metrics.ts';
 import { sendEvent } from './send.ts';
+
+const SITE_EVENTS = SUBJECTS.event('site.');
 
 /** Durable consumer name of an endpoint (`webhook-<namespace>_2e<name>`, escaped like subject tokens). */
 export const consumerName = (source: string) => `webhook-${subjectToken(source.replace('/', '.'))}`;
@@ -105,7 +108,8 @@ export function startEndpoint(cfg: WebhookConfig, deps: EndpointDeps): RunningEn
     const id = m.headers?.get('Nats-Msg-Id') || `${STREAMS.events}.${m.seq}`;
     let event: { kind: string; policy?: string };
     try {
-      event = m.json<{ kind: string; policy?: string }>();
+      // Mail events are a checked contract (services/common/contracts.ts); site events (sites.ts) only need a kind.
+      event = m.subject.startsWith(SITE_EVENTS) ? m.json<{ kind: string }>() : readMailEvent(m.string());
       if (typeof event?.kind !== 'string') throw new Error('no kind');
     } catch (err) {
       log.error({ eventId: id, err: (err as Error).message }, 'malformed event terminated');

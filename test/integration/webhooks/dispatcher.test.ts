@@ -10,7 +10,10 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { WEBHOOK_BUCKET, type WebhookConfig, webhookKey } from '../../../services/common/config/webhook.ts';
+import { encodeContract } from '../../../services/common/contracts.ts';
+import { attemptOccurrence, msgIds } from '../../../services/common/msg-ids.ts';
 import { connectNats, ensureTopology, STREAMS, SUBJECTS } from '../../../services/common/nats.ts';
+import { publishSiteEvent, siteKey } from '../../../services/common/sites.ts';
 import { LoopSupervisor } from '../../../services/common/supervise.ts';
 import type { MailEvent } from '../../../services/common/types.ts';
 import type { DeadLetter } from '../../../services/webhooks/dead-letter.ts';
@@ -99,8 +102,10 @@ describe('webhooks: signed delivery from EVENTS with retries and dead letters', 
       recipients: [`r${seq}@x.test`],
       ...extra,
     };
-    await js.publish(SUBJECTS.event(kind), JSON.stringify(event), { msgID: `ev.${kind}.${id}.0.1` });
-    return `ev.${kind}.${id}.0.1`;
+    // As the queue publishes them (services/queue/outputs.ts): the contract encoding and the shared msg ids.
+    const msgID = msgIds.event(kind, attemptOccurrence(`${id}.0`, 1));
+    await js.publish(SUBJECTS.event(kind), encodeContract(event), { msgID });
+    return msgID;
   }
 
   async function metric(name: string, labels: Record<string, string>): Promise<number> {
@@ -237,16 +242,12 @@ describe('webhooks: signed delivery from EVENTS with retries and dead letters', 
     const other = await publish('delivered', { policy: 'tenants/other' });
     const none = await publish('delivered');
     const mine = await publish('delivered', { policy: 'tenants/app' });
-    await js.publish(
-      SUBJECTS.event('site.suspended'),
-      JSON.stringify({ kind: 'site.suspended', site: 'mx.example', at: new Date().toISOString() }),
-      {
-        msgID: 'ev.site.suspended.test',
-      },
-    );
+    const site = { kind: 'site.suspended' as const, site: 'mx.example', at: new Date().toISOString() };
+    await publishSiteEvent(js, site);
+    const siteId = msgIds.siteEvent(site.kind, siteKey(site.site), site.at);
     await eventually(
       'policy event and site event',
-      () => r.accepted().get(mine) === 1 && r.accepted().get('ev.site.suspended.test') === 1,
+      () => r.accepted().get(mine) === 1 && r.accepted().get(siteId) === 1,
     );
     assert.ok(!r.accepted().has(other));
     assert.ok(!r.accepted().has(none));
