@@ -105,8 +105,12 @@ spec:
     await send('nobody@far.test');
     const event = await eventFor('bounced', 'nobody@far.test');
     assert.match(event.response ?? '', /550 5\.1\.1 no such user here/);
-    const list = await cli(['suppression', 'list']);
-    assert.equal(list.code, 0, list.stderr);
+    // The suppression entry and the event are written side by side (services/queue/apply.ts): wait for the entry.
+    const list = await eventually('listed', async () => {
+      const r = await cli(['suppression', 'list']);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.includes('nobody@far.test') ? r : undefined;
+    });
     assert.match(
       list.stdout,
       /nobody@far\.test {2}\[hard-bounce, since .+, until .+\] {2}.*550 5\.1\.1 no such user here/,
