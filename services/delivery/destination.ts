@@ -8,8 +8,8 @@
  */
 import { validateMx } from 'mailauth/lib/mta-sts.js';
 import mxConnect from 'mx-connect';
+import type { ResolveRecords } from '../common/dns-resolver.ts';
 import type { Route, TlsFacts, TlsMode } from '../common/types.ts';
-import type { ResolveRecords } from './dns-resolver.ts';
 import type { DnssecResolver, TlsaRecord } from './dnssec.ts';
 import type { MtaStsResolver, StsLookup } from './mta-sts.ts';
 import { openSession, type SessionError, type SmtpSession } from './smtp-session.ts';

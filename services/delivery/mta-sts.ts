@@ -13,10 +13,10 @@ import { createRequire } from 'node:module';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { getPolicy } from 'mailauth/lib/mta-sts.js';
+import type { ResolveRecords } from '../common/dns-resolver.ts';
 import { subjectToken } from '../common/nats.ts';
 import type { Logger } from '../common/telemetry.ts';
 import type { TlsFailureType } from '../common/types.ts';
-import type { ResolveRecords } from './dns-resolver.ts';
 import type { StsPolicy } from './tls-policy.ts';
 
 export const MTA_STS_BUCKET = 'mta-sts';

@@ -1,5 +1,6 @@
 /** Delivery worker settings from the environment (local mode and the chart set these; see docs/delivery.md). */
 import { hostname } from 'node:os';
+import { readDnsServers } from '../common/dns-resolver.ts';
 import { parseDuration } from '../common/durations.ts';
 
 export interface DeliverySettings {
@@ -69,10 +70,7 @@ export function readDeliverySettings(env: NodeJS.ProcessEnv = process.env): Deli
   return {
     pool: env['POSTERN_POOL'] || 'default',
     concurrency: Math.max(1, num(env, 'POSTERN_DELIVERY_CONCURRENCY', 32)),
-    dnsServers: (env['POSTERN_DNS_SERVERS'] ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
+    dnsServers: readDnsServers(env),
     mxPort: num(env, 'POSTERN_MX_PORT', 25),
     hostname: env['POSTERN_HOSTNAME'] || hostname(),
     smtpTimeoutMs: num(env, 'POSTERN_SMTP_TIMEOUT_MS', 60_000),

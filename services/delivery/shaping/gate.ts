@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { ConfigStore } from '../../common/config/store.ts';
+import type { ResolveRecords } from '../../common/dns-resolver.ts';
 import {
   addDomain,
   openSiteBuckets,
@@ -23,7 +24,6 @@ import {
 import type { LoopSupervisor } from '../../common/supervise.ts';
 import type { Logger } from '../../common/telemetry.ts';
 import type { DeliveryJob, RecipientOutcome } from '../../common/types.ts';
-import type { ResolveRecords } from '../dns-resolver.ts';
 import { ConnectionLeases } from './leases.ts';
 import { isLimited, limitsFor } from './limits.ts';
 import { MxHostCache } from './mx-hosts.ts';

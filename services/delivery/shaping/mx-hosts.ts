@@ -4,7 +4,7 @@
  * the domain itself) and is cached briefly; mx-connect reports the real DNS error on the attempt.
  */
 import { resolveMx } from 'node:dns/promises';
-import type { ResolveRecords } from '../dns-resolver.ts';
+import type { ResolveRecords } from '../../common/dns-resolver.ts';
 
 const TTL_MS = 5 * 60_000;
 const NEGATIVE_TTL_MS = 30_000;
