@@ -161,6 +161,11 @@ export const Envelope = Type.Object({
   smtputf8: Type.Optional(Type.Boolean()),
   /** RFC 3461 parameters, when the client gave any. */
   dsn: Type.Optional(DsnParams),
+  /**
+   * Set by ingress when local policy quarantines the message (a DMARC p=quarantine failure under
+   * `quarantine: hold`): why. The queue keeps every job on hold until an operator releases (or deletes) it.
+   */
+  hold: Type.Optional(Type.String()),
 });
 export type Envelope = Static<typeof Envelope>;
 

@@ -57,6 +57,16 @@ export const REPLIES = {
   tooManyUnauthenticatedCommands: reply(421, '4.7.0', 'Error: too many commands without authentication'),
   /** RFC 4954 §6: 454 4.7.0 temporary authentication failure; the session stays open. */
   authLockedOut: reply(454, '4.7.0', 'Too many failed authentications, try again later'),
+  /** RFC 7489 §6.3 / RFC 9989: the author domain asks receivers to reject mail failing DMARC; RFC 3463 5.7.1. */
+  dmarcReject: (domain: string) =>
+    reply(550, '5.7.1', `Message rejected: it fails the DMARC policy of ${domain} (p=reject)`),
+  /** RFC 7372 §3.2: X.7.23 SPF validation failed (the domain's SPF record ends in -all and did not match). */
+  spfFail: (domain: string, ip: string) =>
+    reply(
+      550,
+      '5.7.23',
+      `Message rejected: the SPF record of ${domain} does not permit ${ip} to send for it`,
+    ),
   queued: (id: string) => reply(250, '2.0.0', `Ok: queued as ${id}`),
 } as const;
 

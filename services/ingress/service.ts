@@ -6,11 +6,13 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import type { SMTPServer } from 'smtp-server';
 import type { ConfigStore } from '../common/config/store.ts';
+import { createDnsResolver } from '../common/dns-resolver.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { AuthLockout } from './auth-lockout.ts';
 import { ClientRateLimiter } from './client-rate.ts';
 import { ConnectionRate } from './connection-rate.ts';
 import { createIngressMetrics } from './metrics.ts';
+import { createSenderAuth } from './sender-auth.ts';
 import { ConnectionTable } from './session-limits.ts';
 import { DEFAULT_LIMITS, type IngressSettings, type ListenerMode } from './settings.ts';
 import { createSmtpListener } from './smtp-listener.ts';
@@ -97,6 +99,12 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
     inlineBodyMax: settings.inlineBodyMax,
     onCleanupError: (msgId, err) => logger.warn({ msgId, err: err.message }, 'could not delete orphan body'),
   });
+  const senderAuth = createSenderAuth({
+    authservId: settings.authservId ?? settings.hostname,
+    resolver: createDnsResolver(settings.dnsServers ?? []),
+    timeoutMs: settings.senderAuthTimeoutMs ?? 20_000,
+    log: logger.child({ part: 'sender-auth' }),
+  });
   const started: { server: SMTPServer; bound: BoundListener }[] = [];
   const close = async () => {
     clearInterval(sweep);
@@ -113,6 +121,7 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
         connections,
         lockout,
         connectionRate,
+        senderAuth,
         logger,
       });
       const port = await listen(server, l.host, l.port, settings.reusePort);

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isCidr } from '../common/config/validate.ts';
+import { readDnsServers } from '../common/dns-resolver.ts';
 
 export type ListenerMode = 'relay' | 'submission' | 'smtps';
 
@@ -42,6 +43,12 @@ export interface IngressSettings {
   reusePort: boolean;
   /** How long the cluster-wide client rate counters may take before this replica's own window decides. */
   rateLimitTimeoutMs?: number;
+  /** RFC 8601 authserv-id of our Authentication-Results header (POSTERN_AUTHSERV_ID, default the hostname). */
+  authservId?: string;
+  /** Bound on the DNS work of one message's sender authentication (POSTERN_SENDER_AUTH_TIMEOUT_MS). */
+  senderAuthTimeoutMs?: number;
+  /** DNS servers for every lookup (POSTERN_DNS_SERVERS); empty = the system resolver. */
+  dnsServers?: string[];
   /** Abuse limits (docs/ingress.md "Abuse limits"); every field has a Postfix-like default. */
   limits?: Partial<AbuseLimits>;
   /** Who may send PROXY headers to listeners with `proxyProtocol`, and how long a header may take. */
@@ -228,6 +235,9 @@ export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): Ingre
     rateLimitTimeoutMs: positiveInt(env, 'POSTERN_RATE_LIMIT_TIMEOUT_MS', 500),
     limits: readAbuseLimits(env),
     proxyProtocol: readProxyProtocol(env),
+    authservId: env['POSTERN_AUTHSERV_ID'] || env['POSTERN_HOSTNAME'] || hostname(),
+    senderAuthTimeoutMs: positiveInt(env, 'POSTERN_SENDER_AUTH_TIMEOUT_MS', 20_000),
+    dnsServers: readDnsServers(env),
   };
   checkProxyListeners(settings);
   if (certPath && keyPath) settings.tls = { cert: readFileSync(certPath), key: readFileSync(keyPath) };

@@ -22,6 +22,7 @@ import { installProxyProtocol } from './proxy-protocol.ts';
 import { receivedHeader } from './received-header.ts';
 import { type ClientIdentity, decideRecipient, messageRateLimit, sizeLimitFor } from './recipient-policy.ts';
 import { REPLIES, replyText, type SmtpReply, smtpError } from './replies.ts';
+import type { SenderAuth } from './sender-auth.ts';
 import { type ConnectionTable, guardSession } from './session-limits.ts';
 import {
   type AbuseLimits,
@@ -45,6 +46,8 @@ export interface ListenerDeps {
   lockout: AuthLockout;
   /** New connections per client per minute, across replicas. */
   connectionRate: ConnectionRate;
+  /** SPF/DKIM/DMARC/ARC/iprev of inbound mail at end of DATA. */
+  senderAuth: SenderAuth;
   logger: Logger;
 }
 
@@ -113,7 +116,18 @@ function disabledCommands(listener: ListenerSettings, hasCert: boolean): string[
 
 /** Creates (does not start) the SMTP server for one listener. */
 export function createSmtpListener(listener: ListenerSettings, deps: ListenerDeps): SMTPServer {
-  const { settings, config, submitter, metrics, rates, connections, lockout, connectionRate, logger } = deps;
+  const {
+    settings,
+    config,
+    submitter,
+    metrics,
+    rates,
+    connections,
+    lockout,
+    connectionRate,
+    senderAuth,
+    logger,
+  } = deps;
   const limits: AbuseLimits = { ...DEFAULT_LIMITS, ...settings.limits };
   /** Sessions counted in the connection table (refused ones are not), by smtp-server session id. */
   const admitted = new Set<string>();
@@ -137,8 +151,13 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     }
     return t;
   };
-  const refuse = (reply: SmtpReply, session: SMTPServerSession, fields: Record<string, unknown> = {}) => {
-    metrics.rejections.inc({ ...label, reason: REASONS.get(reply) ?? 'other' });
+  const refuse = (
+    reply: SmtpReply,
+    session: SMTPServerSession,
+    fields: Record<string, unknown> = {},
+    reason = REASONS.get(reply) ?? 'other',
+  ) => {
+    metrics.rejections.inc({ ...label, reason });
     log.info(
       { client: session.remoteAddress, reply: `${reply.code} ${reply.enhanced}`, ...fields },
       'refused',
@@ -380,6 +399,26 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     const from = envelope.mailFrom ? envelope.mailFrom.address : '';
     const user = session.user as AuthedUser | undefined;
     const dsn = envelopeDsn(envelope);
+    // Sender authentication first, so a content filter after it sees our Authentication-Results.
+    const auth = await senderAuth.check({
+      client: identity(session),
+      helo: session.hostNameAppearsAs || '',
+      sender: from,
+      recipients: to,
+      message: Buffer.concat(chunks),
+      snapshot: config.snapshot(),
+    });
+    if (auth.verdict.action === 'reject') {
+      metrics.messagesReceived.inc({ ...label, result: 'rejected' });
+      return callback(
+        refuse(
+          auth.verdict.reply,
+          session,
+          { msgId: id, from, to, why: auth.verdict.reason },
+          auth.verdict.reason,
+        ),
+      );
+    }
     const header = receivedHeader({
       helo: session.hostNameAppearsAs,
       clientAddress: session.remoteAddress,
@@ -392,7 +431,8 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
       ...(to.length === 1 ? { recipient: to[0] } : {}),
       date: new Date(),
     });
-    const body = Buffer.concat([Buffer.from(header, 'utf8'), ...chunks]);
+    // RFC 8601 §5: Authentication-Results goes above the trace fields of the hop that added it.
+    const body = Buffer.concat([Buffer.from(auth.header + header, 'utf8'), auth.message]);
     const policy = tx(session).policy;
     const fields = { msgId: id, client: session.remoteAddress, from, rcpts: to.length, size: body.length };
     const quota = quotaOf(session);
@@ -414,6 +454,7 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
           kind: 'mail',
           ...(envelope.smtpUtf8 ? { smtputf8: true } : {}),
           ...(dsn ? { dsn } : {}),
+          ...(auth.verdict.action === 'hold' ? { hold: auth.verdict.reason } : {}),
         },
         body,
       );

@@ -126,7 +126,8 @@ function submitted(existing: MessageState | undefined, e: Extract<LifecycleEvent
     jobs: Object.fromEntries(
       plan.jobs.map((job) => {
         const { body: _body, ...stored } = job;
-        return [job.jobId, { status: 'active', attempt: 1, job: stored }];
+        // A message ingress quarantined (Envelope.hold) waits in the hold queue until an operator releases it.
+        return [job.jobId, { status: env.hold ? 'held' : 'active', attempt: 1, job: stored }];
       }),
     ),
     final: Object.fromEntries(

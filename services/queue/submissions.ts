@@ -17,4 +17,5 @@ export async function handleSubmission(ctx: QueueContext, env: Envelope): Promis
   ctx.metrics.recipientsFinal.inc({ result: 'suppressed' }, suppressed);
   ctx.metrics.dsnSent.inc(t.dsnSent);
   ctx.log.debug({ messageId: env.id, jobs: t.jobs.length, suppressed }, 'message routed');
+  if (env.hold) ctx.log.info({ messageId: env.id, why: env.hold }, 'message put on hold at receipt');
 }

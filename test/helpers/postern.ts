@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type LocalHandle, startLocal } from '../../services/local/local-mode.ts';
+import { startTestDns } from './dns.ts';
 
 export interface TestPostern extends LocalHandle {
   dataDir: string;
@@ -21,6 +22,9 @@ export async function startPostern(opts: {
   /** nats-server nodes (local mode's --nats-cluster). */
   natsCluster?: number;
 }): Promise<TestPostern> {
+  // Every lookup goes to a local DNS server (nothing leaves the machine): without one from the test, an empty
+  // one that answers NXDOMAIN to every name (ingress verifies inbound senders, delivery resolves MX hosts).
+  const dns = opts.env?.['POSTERN_DNS_SERVERS'] ? undefined : await startTestDns({});
   const dataDir = mkdtempSync(join(tmpdir(), 'postern-e2e-'));
   const logs: string[] = [];
   const handle = await startLocal({
@@ -29,7 +33,11 @@ export async function startPostern(opts: {
     // 0: the ingress binds free ports itself and local mode reads them back (no pick-then-bind race).
     smtpPort: 0,
     submissionPort: 0,
-    env: { LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info', ...opts.env },
+    env: {
+      LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
+      ...(dns ? { POSTERN_DNS_SERVERS: dns.server } : {}),
+      ...opts.env,
+    },
     ...(opts.deliveryProcesses ? { deliveryProcesses: opts.deliveryProcesses } : {}),
     ...(opts.natsCluster ? { natsCluster: opts.natsCluster } : {}),
     onLine: (name, line) => {
@@ -37,10 +45,11 @@ export async function startPostern(opts: {
       if (logs.length > 5000) logs.shift();
       if (process.env['POSTERN_TEST_LOGS']) process.stderr.write(`${name}: ${line}\n`);
     },
-  }).catch((err: Error) => {
+  }).catch(async (err: Error) => {
     // startLocal has stopped what it started; the data directory is ours to remove. The service log lines
     // say why a service did not come up.
     rmSync(dataDir, { recursive: true, force: true });
+    await dns?.close();
     throw new Error(`${err.message}\n${logs.slice(-20).join('\n')}`);
   });
   return {
@@ -50,6 +59,7 @@ export async function startPostern(opts: {
     async cleanup() {
       await handle.stop();
       rmSync(dataDir, { recursive: true, force: true });
+      await dns?.close();
     },
   };
 }

@@ -176,6 +176,31 @@ describe('the generated CRDs on a real kube-apiserver', () => {
     assert.ok(ok);
   });
 
+  it('inbound.authentication: accepts the documented settings, refuses ones that would change nothing', async () => {
+    const md = (name: string, authentication: unknown) =>
+      create('MailDomain', name, {
+        domain: `${name}.example.org`,
+        inbound: { enabled: true, deliverTo: { host: 'store', port: 24 }, authentication },
+      });
+    await md('auth-full', {
+      dmarc: 'enforce',
+      quarantine: 'hold',
+      spfFail: 'reject',
+      trustedArcSealers: ['lists.example.net'],
+    });
+    await md('auth-off', { dmarc: 'off' });
+    await refused(
+      md('auth-q', { dmarc: 'tag', quarantine: 'hold' }),
+      /quarantine applies only with dmarc: enforce/,
+    );
+    await refused(md('auth-q2', { quarantine: 'tag' }), /quarantine applies only with dmarc: enforce/);
+    await refused(
+      md('auth-arc', { dmarc: 'off', trustedArcSealers: ['l.example'] }),
+      /trustedArcSealers excuses DMARC or SPF failures/,
+    );
+    await refused(md('auth-enum', { dmarc: 'strict' }), /dmarc/);
+  });
+
   it('refuses an unknown enum value', async () => {
     await refused(
       create('RelayPolicy', 'bad-tls', { clients: { networks: ['10.0.0.0/8'] }, delivery: { tls: 'maybe' } }),

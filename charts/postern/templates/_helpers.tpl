@@ -94,6 +94,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: {{ .Values.logLevel | quote }}
 - name: POSTERN_HOSTNAME
   value: {{ .Values.hostname | quote }}
+{{- with .Values.dnsServers }}
+- name: POSTERN_DNS_SERVERS
+  value: {{ join "," . | quote }}
+{{- end }}
 - name: POD_NAME
   valueFrom:
     fieldRef:

@@ -6,6 +6,7 @@ import { parseDuration } from '../durations.ts';
 import type { TlsMode } from '../types.ts';
 import { hashPassword } from './password.ts';
 import {
+  DEFAULT_AUTHENTICATION,
   DEFAULT_POOL,
   DEFAULT_RETRY,
   type DomainConfig,
@@ -46,6 +47,14 @@ export function resolveMailDomain(md: MailDomain, dkimKey?: string): DomainConfi
                   },
                 }
               : {}),
+            authentication: {
+              dmarc: inbound.authentication?.dmarc ?? DEFAULT_AUTHENTICATION.dmarc,
+              quarantine: inbound.authentication?.quarantine ?? DEFAULT_AUTHENTICATION.quarantine,
+              spfFail: inbound.authentication?.spfFail ?? DEFAULT_AUTHENTICATION.spfFail,
+              trustedArcSealers: (inbound.authentication?.trustedArcSealers ?? []).map((d) =>
+                d.toLowerCase(),
+              ),
+            },
           }
         : null,
     ...(dkim && dkimKey ? { dkim: { selector: dkim.selector, privateKey: dkimKey } } : {}),

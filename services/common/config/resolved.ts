@@ -24,9 +24,28 @@ export interface DomainConfig {
     /** Lower-cased local parts / addresses, `*` wildcards; undefined = accept all. */
     recipients?: string[];
     deliverTo?: { host: string; port: number; protocol: 'lmtp' | 'smtp'; tls: TlsMode };
+    /** Sender authentication policy; absent (documents written before it existed) = DEFAULT_AUTHENTICATION. */
+    authentication?: AuthenticationPolicy;
   } | null;
   dkim?: { selector: string; privateKey: string };
 }
+
+/** MailDomain `spec.inbound.authentication` with its defaults filled in (schema.ts InboundAuthentication). */
+export interface AuthenticationPolicy {
+  dmarc: 'enforce' | 'tag' | 'off';
+  quarantine: 'tag' | 'hold';
+  spfFail: 'reject' | 'tag';
+  /** Lower-cased ARC sealing domains. */
+  trustedArcSealers: string[];
+}
+
+/** Verify and tag, refuse nothing: a domain is never stricter than its owner declared. */
+export const DEFAULT_AUTHENTICATION: AuthenticationPolicy = {
+  dmarc: 'tag',
+  quarantine: 'tag',
+  spfFail: 'tag',
+  trustedArcSealers: [],
+};
 
 export interface PolicyUser {
   name: string;

@@ -53,6 +53,43 @@ const SecretRef = Type.Object(
   strict,
 );
 
+/**
+ * Sender authentication of inbound mail (SPF, DKIM, DMARC, ARC, iprev; docs/ingress.md "Sender authentication").
+ * Every field has a default, so `authentication: {}` (or none at all) verifies and tags without refusing.
+ */
+export const InboundAuthentication = Type.Object(
+  {
+    /**
+     * enforce: a DMARC failure gets the sender domain's policy (p=reject → 550 5.7.1 at end of DATA,
+     * p=quarantine → `quarantine`); tag: results in Authentication-Results only; off: DMARC is not evaluated.
+     */
+    dmarc: Type.Optional(Type.Union([Type.Literal('enforce'), Type.Literal('tag'), Type.Literal('off')])),
+    /** What `dmarc: enforce` does with p=quarantine: tag (header only) or hold (the queue's hold, released by an operator). */
+    quarantine: Type.Optional(Type.Union([Type.Literal('tag'), Type.Literal('hold')])),
+    /** SPF hard fail (`-all` matched): reject (550 5.7.23 at end of DATA) or tag. */
+    spfFail: Type.Optional(Type.Union([Type.Literal('reject'), Type.Literal('tag')])),
+    /**
+     * ARC sealers (the d= of the newest ARC-Seal) trusted to report what they saw: a passing chain sealed by one
+     * of them whose ARC-Authentication-Results say dmarc=pass lets a DMARC or SPF failure pass (RFC 8617 §7.2).
+     */
+    trustedArcSealers: Type.Optional(Type.Array(Hostname, { maxItems: 100 })),
+  },
+  {
+    ...strict,
+    'x-kubernetes-validations': [
+      cel(
+        "!has(self.quarantine) || (has(self.dmarc) && self.dmarc == 'enforce')",
+        'authentication.quarantine applies only with dmarc: enforce',
+      ),
+      cel(
+        "!has(self.trustedArcSealers) || !has(self.dmarc) || self.dmarc != 'off' || (has(self.spfFail) && self.spfFail == 'reject')",
+        'authentication.trustedArcSealers excuses DMARC or SPF failures: it needs dmarc enforce/tag or spfFail: reject',
+      ),
+    ],
+  },
+);
+export type InboundAuthentication = Static<typeof InboundAuthentication>;
+
 export const MailDomainSpec = Type.Object(
   {
     domain: Hostname,
@@ -75,6 +112,8 @@ export const MailDomainSpec = Type.Object(
               strict,
             ),
           ),
+          /** Sender authentication of mail for this domain (docs/ingress.md "Sender authentication"). */
+          authentication: Type.Optional(InboundAuthentication),
         },
         {
           ...strict,

@@ -41,6 +41,7 @@ export function validateResource(doc: unknown): string[] {
     if (s.inbound?.enabled !== false && s.inbound && !s.inbound.deliverTo) {
       errors.push('spec.inbound.deliverTo: required when inbound is enabled');
     }
+    errors.push(...authenticationErrors(s));
   } else {
     const s = spec as RelayPolicySpec;
     for (const n of s.clients.networks ?? [])
@@ -126,5 +127,21 @@ function webhookErrors(s: WebhookSpec): string[] {
   const { initialDelay, maxDelay } = s.retry ?? {};
   if (initialDelay && maxDelay && parseDuration(initialDelay) > parseDuration(maxDelay))
     errors.push('spec.retry: initialDelay must not be longer than maxDelay');
+  return errors;
+}
+
+/** The CEL rules on inbound.authentication (schema.ts): a setting that would change nothing is refused. */
+function authenticationErrors(s: MailDomainSpec): string[] {
+  const a = s.inbound?.authentication;
+  if (!a) return [];
+  const errors: string[] = [];
+  if (a.quarantine !== undefined && a.dmarc !== 'enforce') {
+    errors.push('spec.inbound.authentication.quarantine: applies only with dmarc: enforce');
+  }
+  if (a.trustedArcSealers && a.dmarc === 'off' && a.spfFail !== 'reject') {
+    errors.push(
+      'spec.inbound.authentication.trustedArcSealers: excuses DMARC or SPF failures: it needs dmarc enforce/tag or spfFail: reject',
+    );
+  }
   return errors;
 }

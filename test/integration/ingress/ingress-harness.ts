@@ -19,6 +19,7 @@ import { connectNats, ensureConsumer, ensureTopology, STREAMS } from '../../../s
 import type { Envelope } from '../../../services/common/types.ts';
 import { type Ingress, startIngress } from '../../../services/ingress/service.ts';
 import type { IngressSettings, ListenerSettings } from '../../../services/ingress/settings.ts';
+import { startTestDns } from '../../helpers/dns.ts';
 import { startTestNats, type TestNats } from '../../helpers/nats.ts';
 
 export interface Harness {
@@ -69,6 +70,8 @@ export async function startHarness(opts: {
   documents?: Record<string, unknown>;
   settings?: Partial<IngressSettings>;
 }): Promise<Harness> {
+  // Sender authentication looks names up: answer them locally (NXDOMAIN for all), nothing leaves the machine.
+  const dns = opts.settings?.dnsServers ? undefined : await startTestDns({});
   const nats = await startTestNats();
   const nc = await connectNats(nats.url, 'ingress-test');
   await ensureTopology(nc);
@@ -90,6 +93,7 @@ export async function startHarness(opts: {
       publishTimeoutMs: 1500,
       inlineBodyMax: 256 * 1024,
       reusePort: false,
+      ...(dns ? { dnsServers: [dns.server] } : {}),
       ...opts.settings,
     },
   });
@@ -122,6 +126,7 @@ export async function startHarness(opts: {
       await nc.close().catch(() => undefined);
       // After an outage test `nats` was replaced by the restarted server.
       await harness.nats.cleanup();
+      await dns?.close();
     },
   };
   return harness;
