@@ -7,6 +7,7 @@
  * mailauth reports none/permerror; others = DNS failure, temporary).
  */
 import { Resolver } from 'node:dns/promises';
+import { isIP } from 'node:net';
 
 export type ResolveRecords = (domain: string, type: 'MX' | 'A' | 'AAAA' | 'TXT') => Promise<unknown[]>;
 
@@ -60,4 +61,32 @@ export function createRecordResolver(servers: string[], timeoutMs = 5000): Resol
         return [];
     }
   };
+}
+
+/**
+ * The address to connect to for a configured host (smarthost, mailbox store): an IP literal as is; a name through
+ * `resolve` (A, then AAAA) so it is looked up at the configured servers like everything else; with no servers
+ * configured (`resolve` undefined) the name itself, for the client library to resolve with the system resolver
+ * (which also applies resolv.conf search domains, e.g. Kubernetes short service names).
+ * A name that does not resolve throws with code EHOSTDNS, category dns: an operator-configured next hop that is
+ * missing from DNS is a temporary condition to defer on, not a reason to bounce mail.
+ */
+export async function hostAddress(resolve: ResolveRecords | undefined, host: string): Promise<string> {
+  if (!resolve || isIP(host)) return host;
+  const failures: string[] = [];
+  for (const type of ['A', 'AAAA'] as const) {
+    try {
+      const addrs = (await resolve(host, type)) as string[];
+      if (addrs[0]) return addrs[0];
+    } catch (err) {
+      failures.push(`${type}: ${(err as { code?: string }).code ?? (err as Error).message}`);
+    }
+  }
+  const err = new Error(`cannot resolve ${host} (${failures.join(', ') || 'no addresses'})`) as Error & {
+    code: string;
+    category: string;
+  };
+  err.code = 'EHOSTDNS';
+  err.category = 'dns';
+  throw err;
 }

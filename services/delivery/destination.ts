@@ -8,7 +8,7 @@
  */
 import { validateMx } from 'mailauth/lib/mta-sts.js';
 import mxConnect from 'mx-connect';
-import type { ResolveRecords } from '../common/dns-resolver.ts';
+import { hostAddress, type ResolveRecords } from '../common/dns-resolver.ts';
 import type { Route, TlsFacts, TlsMode } from '../common/types.ts';
 import type { DnssecResolver, TlsaRecord } from './dnssec.ts';
 import type { MtaStsResolver, StsLookup } from './mta-sts.ts';
@@ -55,7 +55,8 @@ export async function openDestination(route: Route, ctx: DestinationContext): Pr
   if (route.kind !== 'mx') {
     return openSession(
       {
-        host: route.host,
+        // Looked up at POSTERN_DNS_SERVERS when configured (nodemailer would ask the system resolver).
+        host: await hostAddress(ctx.resolveRecords, route.host),
         port: route.port,
         remoteMta: route.host,
         lmtp: route.kind === 'mailbox' && route.protocol === 'lmtp',

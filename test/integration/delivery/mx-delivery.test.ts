@@ -58,6 +58,8 @@ describe('delivery via MX (dnsmasq + smtp sinks)', () => {
         { name: 'mx.midata.test', address: '127.0.0.8' },
         // No MX: the implicit MX is the domain's own A record (RFC 5321 §5.1).
         { name: 'amx.test', address: '127.0.0.2' },
+        // A smarthost configured by name: looked up at POSTERN_DNS_SERVERS, not by the system resolver.
+        { name: 'relay.smarthost.test', address: '127.0.0.4' },
       ],
       nullMx: ['nomail.test'],
     });
@@ -94,6 +96,28 @@ describe('delivery via MX (dnsmasq + smtp sinks)', () => {
     assert.equal(r.outcomes[0]?.status, 'delivered', JSON.stringify(r.outcomes));
     assert.equal(r.outcomes[0]?.remoteMta, 'mx2.busy.test');
     assert.ok(sinks['busy']!.connections >= 1, 'the primary was tried first');
+  });
+
+  it('resolves a smarthost host name at the configured DNS servers', async () => {
+    const backup = sinks['backup']!;
+    const route = {
+      kind: 'smarthost',
+      host: 'relay.smarthost.test',
+      port: backup.port,
+      tls: 'none',
+    } as const;
+    const r = await h.deliver(makeJob(route, ['via-name@far.test']));
+    assert.equal(r.outcomes[0]?.status, 'delivered', JSON.stringify(r.outcomes));
+    const msgs = await backup.waitForMessages(1);
+    assert.ok(msgs.some((m) => m.to.includes('via-name@far.test')));
+  });
+
+  it('defers (4.4.3, never bounces) when a configured smarthost name is not in DNS', async () => {
+    const route = { kind: 'smarthost', host: 'missing.smarthost.test', port: 25, tls: 'none' } as const;
+    const r = await h.deliver(makeJob(route, ['lost@far.test']));
+    assert.equal(r.outcomes[0]?.status, 'deferred', JSON.stringify(r.outcomes));
+    assert.equal(r.outcomes[0]?.enhanced, '4.4.3');
+    assert.match(r.outcomes[0]!.response, /cannot resolve missing\.smarthost\.test/);
   });
 
   it('falls back to the A record when the domain has no MX', async () => {
