@@ -31,9 +31,11 @@ export interface RelayPolicyDeps {
 
 /** Names of the Secrets a policy reads (in its own namespace). */
 export function referencedSecrets(spec: RelayPolicySpec): string[] {
-  return [spec.clients?.authSecretRef?.name, spec.delivery?.smarthost?.authSecretRef?.name].filter(
-    (n): n is string => !!n,
-  );
+  return [
+    spec.clients?.authSecretRef?.name,
+    spec.delivery?.smarthost?.authSecretRef?.name,
+    spec.arcSeal?.keySecretRef.name,
+  ].filter((n): n is string => !!n);
 }
 
 /** Keys of the policies to reconcile when a Secret changes: those in its namespace that reference it. */

@@ -5,7 +5,7 @@
  */
 
 /** Byte offset of the blank line ending the header section (the CRLF CRLF), or -1 when there is no body. */
-function headerEnd(message: Buffer): number {
+export function headerEnd(message: Buffer): number {
   if (message.subarray(0, 2).toString('latin1') === '\r\n') return 0;
   return message.indexOf('\r\n\r\n');
 }
@@ -45,7 +45,7 @@ export function authservIdOf(value: string): string {
 }
 
 /** Splits a header section (latin1) into whole fields, each with its folded continuation lines and CRLF. */
-function fields(section: string): string[] {
+export function fields(section: string): string[] {
   const out: string[] = [];
   for (const line of section.split(/(?<=\r\n)/)) {
     if (/^[ \t]/.test(line) && out.length > 0) out[out.length - 1] += line;

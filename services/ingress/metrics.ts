@@ -15,6 +15,8 @@ export interface IngressMetrics {
   proxyHeaders: Counter<'listener' | 'version' | 'command'>;
   /** Connections closed before SMTP on PROXY protocol listeners (untrusted peer, bad header, timeout). */
   proxyRefusals: Counter<'listener' | 'reason'>;
+  /** Sender authentication of inbound mail: the verdict and the DMARC result it rested on. */
+  senderAuth: Counter<'action' | 'dmarc'>;
 }
 
 export function createIngressMetrics(registry: Registry): IngressMetrics {
@@ -64,6 +66,12 @@ export function createIngressMetrics(registry: Registry): IngressMetrics {
       name: 'postern_proxy_refusals_total',
       help: 'Connections closed without a banner on PROXY protocol listeners, by reason',
       labelNames: ['listener', 'reason'],
+      registers: [registry],
+    }),
+    senderAuth: new Counter({
+      name: 'postern_sender_auth_total',
+      help: 'Inbound messages sender-authenticated at end of DATA, by verdict (accept|hold|reject|unverified) and DMARC result',
+      labelNames: ['action', 'dmarc'],
       registers: [registry],
     }),
   };

@@ -7,7 +7,8 @@
  * Applies to a transaction with at least one recipient in an inbound MailDomain. Clients a RelayPolicy knows
  * (listed network or authenticated user) are our own senders and are not verified — their mail gets no header,
  * forged ones are still removed. A transaction mixing inbound and relayed recipients can only come from such a
- * client (everyone else is refused relaying at RCPT), so it is never verified either.
+ * client (everyone else is refused relaying at RCPT), so it is never verified either. Mail a RelayPolicy with an
+ * `arcSeal` key relays is ARC-sealed instead (arc-seal.ts).
  */
 import { authenticate } from 'mailauth';
 import type { AuthenticationPolicy, ConfigSnapshot } from '../common/config/resolved.ts';
@@ -15,6 +16,7 @@ import { DEFAULT_AUTHENTICATION } from '../common/config/resolved.ts';
 import type { DnsResolver } from '../common/dns-resolver.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { domainOf } from './address-syntax.ts';
+import { arcSealHeaders } from './arc-seal.ts';
 import { type AuthFacts, type AuthResult, type AuthVerdict, decideAuthentication } from './auth-policy.ts';
 import { authResultsHeader, removeForgedResults } from './auth-results.ts';
 import { iprev, iprevInfo } from './iprev.ts';
@@ -30,6 +32,8 @@ export interface SenderAuthRequest {
   /** The message as received (header section and body, no trace header of ours yet). */
   message: Buffer;
   snapshot: ConfigSnapshot;
+  /** The RelayPolicy that allowed relaying (Envelope.policy): its `arcSeal` key seals the message. */
+  policy?: string;
 }
 
 export interface SenderAuthOutcome {
@@ -53,6 +57,8 @@ export interface SenderAuthOptions {
   /** Bound on all lookups of one message; past it the message is accepted with `none` (never a refusal). */
   timeoutMs: number;
   log: Logger;
+  /** Counts each verified message: verdict and DMARC result (unverified = timeout or error, dmarc "none"). */
+  count?: (action: string, dmarc: string) => void;
 }
 
 /** mailauth's results, as far as this module reads them. */
@@ -143,6 +149,34 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 
 export function createSenderAuth(opts: SenderAuthOptions): SenderAuth {
   const { authservId, resolver, timeoutMs, log } = opts;
+  const count = opts.count ?? (() => {});
+  /** ARC set for mail a sealing RelayPolicy relays ('' when none asked, or when sealing fails: sent unsealed). */
+  async function sealRelayed(req: SenderAuthRequest, message: Buffer, ip: string): Promise<string> {
+    const seal = req.policy ? req.snapshot.policies.get(req.policy)?.arcSeal : undefined;
+    if (!seal) return '';
+    try {
+      return await withTimeout(
+        arcSealHeaders({
+          message,
+          seal,
+          authservId,
+          ...(req.client.user !== undefined ? { user: req.client.user } : {}),
+          ip,
+          helo: req.helo,
+          sender: req.sender,
+          resolver,
+        }),
+        timeoutMs,
+      );
+    } catch (err) {
+      log.warn(
+        { client: req.client.address, policy: req.policy, err: (err as Error).message },
+        'ARC sealing failed',
+      );
+      return '';
+    }
+  }
+
   async function run(req: SenderAuthRequest): Promise<SenderAuthOutcome> {
     {
       const policies = inboundPolicies(req.recipients, req.snapshot);
@@ -152,14 +186,23 @@ export function createSenderAuth(opts: SenderAuthOptions): SenderAuth {
         verdict: { action: 'accept', reason },
         checked: false,
       });
-      if (policies.length === 0) return skip(req.message, 'no inbound recipient');
-      const { message, removed } = removeForgedResults(req.message, authservId);
-      if (removed > 0) {
-        log.info({ client: req.client.address, removed }, 'removed forged Authentication-Results');
-      }
-      if (clientPolicy(req.client, req.snapshot)) return skip(message, 'RelayPolicy client');
-
       const ip = req.client.address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+      let message = req.message;
+      if (policies.length > 0) {
+        const stripped = removeForgedResults(req.message, authservId);
+        message = stripped.message;
+        if (stripped.removed > 0) {
+          log.info(
+            { client: req.client.address, removed: stripped.removed },
+            'removed forged Authentication-Results',
+          );
+        }
+      }
+      if (policies.length === 0 || clientPolicy(req.client, req.snapshot)) {
+        const why = policies.length === 0 ? 'no inbound recipient' : 'RelayPolicy client';
+        return { ...skip(message, why), header: await sealRelayed(req, message, ip) };
+      }
+
       try {
         const [res, rev] = await withTimeout(
           Promise.all([
@@ -178,6 +221,7 @@ export function createSenderAuth(opts: SenderAuthOptions): SenderAuth {
         );
         const facts = factsOf(res, ip);
         const verdict = decideAuthentication(facts, policies);
+        count(verdict.action, facts.dmarc?.result ?? 'none');
         const dmarc = res.dmarc ? res.dmarc.info : undefined;
         const resinfo = [
           iprevInfo(rev, ip),
@@ -190,6 +234,7 @@ export function createSenderAuth(opts: SenderAuthOptions): SenderAuth {
       } catch (err) {
         // A verification that cannot finish must not lose or refuse mail: accept, and say nothing was verified.
         log.warn({ client: req.client.address, err: (err as Error).message }, 'sender authentication failed');
+        count('unverified', 'none');
         return {
           header: authResultsHeader(authservId, []),
           message,

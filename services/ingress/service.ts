@@ -104,6 +104,7 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
     resolver: createDnsResolver(settings.dnsServers ?? []),
     timeoutMs: settings.senderAuthTimeoutMs ?? 20_000,
     log: logger.child({ part: 'sender-auth' }),
+    count: (action, dmarc) => metrics.senderAuth.inc({ action, dmarc }),
   });
   const started: { server: SMTPServer; bound: BoundListener }[] = [];
   const close = async () => {

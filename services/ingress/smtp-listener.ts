@@ -407,6 +407,7 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
       recipients: to,
       message: Buffer.concat(chunks),
       snapshot: config.snapshot(),
+      ...(tx(session).policy ? { policy: tx(session).policy } : {}),
     });
     if (auth.verdict.action === 'reject') {
       metrics.messagesReceived.inc({ ...label, result: 'rejected' });

@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { dkimSign, sealMessage } from 'mailauth';
+import { authenticate, dkimSign, sealMessage } from 'mailauth';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { createDnsResolver } from '../../services/common/dns-resolver.ts';
 import { callAdmin } from '../../services/local/queue-client.ts';
 import { startTestDns, type TestDns } from '../helpers/dns.ts';
 import { eventually, startPostern, type TestPostern } from '../helpers/postern.ts';
@@ -22,6 +23,8 @@ const GOOD_IP = '127.0.0.10';
 const BAD_IP = '127.0.0.11';
 /** The forwarder fwd.test, permitted by fwd.test's SPF. */
 const FWD_IP = '127.0.0.20';
+/** A client of the RelayPolicy that ARC-seals what it relays. */
+const SEALED_IP = '127.0.0.30';
 
 function rsaKey(): { privateKey: string; record: string } {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -39,7 +42,7 @@ interface Reply {
   text: string;
 }
 
-/** One SMTP transaction from `localAddress`; resolves with the DATA reply (or the first refusal). */
+/** One SMTP transaction from `localAddress` (after AUTH when `auth` is given); resolves with the DATA reply. */
 function send(
   port: number,
   localAddress: string,
@@ -47,11 +50,12 @@ function send(
   from: string,
   to: string,
   raw: string | Buffer,
+  auth?: { user: string; pass: string },
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const conn = new SMTPConnection({ port, host: '127.0.0.1', localAddress, name: helo, ignoreTLS: true });
     conn.once('error', reject);
-    conn.connect(() => {
+    const transaction = () =>
       conn.send({ from, to: [to] }, raw, (err, info) => {
         conn.quit();
         if (err) {
@@ -61,6 +65,9 @@ function send(
         }
         resolve({ code: 250, text: info.response });
       });
+    conn.connect(() => {
+      if (!auth) return transaction();
+      conn.login(auth, (err) => (err ? reject(err) : transaction()));
     });
   });
 }
@@ -84,6 +91,24 @@ async function signed(raw: string): Promise<string> {
     signatureData: [{ signingDomain: 'strict.test', selector: 'sel', privateKey: dkimKey.privateKey }],
   } as never);
   return signatures + raw;
+}
+
+/**
+ * A message from strict.test (DKIM-signed) as the list fwd.test forwards it: the list changes the Subject (the
+ * author's signature breaks) and seals what it saw on arrival as ARC instance 1.
+ */
+async function forwardedByList(subject: string): Promise<Buffer> {
+  const original = await signed(message('news@strict.test', 'list@fwd.test', subject));
+  const modified = original.replace(`Subject: ${subject}`, `Subject: [list] ${subject}`);
+  const seal = await sealMessage(Buffer.from(modified), {
+    signingDomain: 'fwd.test',
+    selector: 'arc',
+    privateKey: arcKey.privateKey,
+    authResults:
+      'mx.fwd.test; dkim=pass header.d=strict.test; spf=pass smtp.mailfrom=news@strict.test; dmarc=pass header.from=strict.test',
+    cv: 'none',
+  });
+  return Buffer.concat([seal, Buffer.from(modified)]);
 }
 
 /** Our Authentication-Results field (unfolded) in a message that reached the mailbox store. */
@@ -120,6 +145,7 @@ describe('sender authentication of inbound mail (local mode, real DNS)', () => {
         { name: '_dmarc.quar.test', text: 'v=DMARC1; p=quarantine' },
         { name: 'fwd.test', text: `v=spf1 ip4:${FWD_IP} -all` },
         { name: 'arc._domainkey.fwd.test', text: arcKey.record },
+        { name: 'arc._domainkey.seal.test', text: arcKey.record },
       ],
     });
     const domain = (name: string, domainName: string, authentication?: string) => `
@@ -143,6 +169,25 @@ ${authentication ? `    authentication: ${authentication}\n` : ''}---`;
         domain('tagged', 'tag.test'),
         domain('off', 'off.test', '{ dmarc: off }'),
         domain('spf', 'spf.test', '{ spfFail: reject }'),
+        `
+apiVersion: postern.dev/v1alpha1
+kind: RelayPolicy
+metadata: { name: sealer }
+spec:
+  clients: { networks: [${SEALED_IP}/32], authSecretRef: { name: sealer-users } }
+  arcSeal: { domain: seal.test, selector: arc, keySecretRef: { name: seal-key } }
+  delivery:
+    smarthost: { host: 127.0.0.5, port: ${sink.port}, tls: none }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: sealer-users }
+stringData: { app: app-pass }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: seal-key }
+data: { private.key: ${Buffer.from(arcKey.privateKey).toString('base64')} }`,
       ].join('\n'),
       env: { POSTERN_DNS_SERVERS: dns.server, POSTERN_AUTHSERV_ID: AUTHSERV },
     });
@@ -253,21 +298,94 @@ ${authentication ? `    authentication: ${authentication}\n` : ''}---`;
     assert.match(m.raw.toString(), /Authentication-Results: elsewhere\.test; spf=pass/);
   });
 
+  describe('a RelayPolicy with arcSeal seals the mail it relays (no verification of its own clients)', () => {
+    const verifyArc = async (m: SinkMessage) => {
+      const res = await authenticate(m.raw, {
+        ip: '127.0.0.1',
+        helo: 'mx.postern.test',
+        sender: m.from,
+        mta: 'receiver.test',
+        resolver: createDnsResolver([dns.server]).resolve,
+        disableBimi: true,
+      });
+      const arc = res.arc || undefined;
+      const aar = (m.raw.toString('latin1').split('\r\n\r\n')[0] ?? '')
+        .replace(/\r\n[ \t]+/g, ' ')
+        .split('\r\n')
+        .find((l) => /^ARC-Authentication-Results:/i.test(l));
+      return { result: arc?.status.result, aar };
+    };
+
+    it('a network client: instance 1 sealed by seal.test, verifiable at the next hop, no results of its own', async () => {
+      const raw = message('app@corp.test', 'someone@far.test', 'sealed network');
+      const r = await send(
+        postern.smtpPort,
+        SEALED_IP,
+        'app.corp.test',
+        'app@corp.test',
+        'someone@far.test',
+        raw,
+      );
+      assert.equal(r.code, 250, r.text);
+      const m = await arrived('sealed network');
+      assert.deepEqual(ourResults(m), [], 'relayed mail is not verified');
+      const { result, aar } = await verifyArc(m);
+      assert.equal(result, 'pass');
+      assert.match(
+        aar ?? '',
+        new RegExp(`^ARC-Authentication-Results: i=1; ${AUTHSERV.replaceAll('.', '\\.')}; none`),
+      );
+      assert.match(m.raw.toString('latin1'), /ARC-Seal: i=1; [\s\S]*?d=seal\.test; s=arc/);
+    });
+
+    it('an authenticated client: the seal records auth=pass with its identity', async () => {
+      const raw = message('app@corp.test', 'other@far.test', 'sealed auth');
+      const r = await send(
+        postern.submissionPort,
+        '127.0.0.31',
+        'app.corp.test',
+        'app@corp.test',
+        'other@far.test',
+        raw,
+        {
+          user: 'app',
+          pass: 'app-pass',
+        },
+      );
+      assert.equal(r.code, 250, r.text);
+      const { result, aar } = await verifyArc(await arrived('sealed auth'));
+      assert.equal(result, 'pass');
+      assert.match(aar ?? '', /auth=pass smtp\.auth=app/);
+    });
+  });
+
+  it('a message that already has an ARC chain is validated and sealed as the next instance (cv=pass)', async () => {
+    const raw = await forwardedByList('chained');
+    const r = await send(
+      postern.smtpPort,
+      SEALED_IP,
+      'app.corp.test',
+      'list@fwd.test',
+      'third@far.test',
+      raw,
+    );
+    assert.equal(r.code, 250, r.text);
+    const m = await arrived('[list] chained');
+    const text = m.raw.toString('latin1').replace(/\r\n[ \t]+/g, ' ');
+    assert.match(text, /ARC-Seal: i=2; [^\r]*cv=pass[^\r]*d=seal\.test/);
+    const res = await authenticate(m.raw, {
+      ip: '127.0.0.1',
+      mta: 'receiver.test',
+      resolver: createDnsResolver([dns.server]).resolve,
+      disableBimi: true,
+    });
+    assert.equal(res.arc ? res.arc.status.result : undefined, 'pass');
+  });
+
   describe('a mailing list that rewrites the subject (DKIM broken) and seals the chain with ARC', () => {
     let forwarded: Buffer;
     before(async () => {
-      const original = await signed(message('news@strict.test', 'list@fwd.test', 'newsletter'));
-      // The list changes the Subject (the author's DKIM signature breaks) and records what it saw on arrival.
-      const modified = original.replace('Subject: newsletter', 'Subject: [list] newsletter');
-      const seal = await sealMessage(Buffer.from(modified), {
-        signingDomain: 'fwd.test',
-        selector: 'arc',
-        privateKey: arcKey.privateKey,
-        authResults:
-          'mx.fwd.test; dkim=pass header.d=strict.test; spf=pass smtp.mailfrom=news@strict.test; dmarc=pass header.from=strict.test',
-        cv: 'none',
-      });
-      forwarded = Buffer.concat([seal, Buffer.from(modified)]);
+      forwarded = await forwardedByList('newsletter');
     });
 
     it('passes for a domain that trusts the sealer, with the override in the header', async () => {

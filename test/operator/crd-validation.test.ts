@@ -176,7 +176,7 @@ describe('the generated CRDs on a real kube-apiserver', () => {
     assert.ok(ok);
   });
 
-  it('inbound.authentication: accepts the documented settings, refuses ones that would change nothing', async () => {
+  it('inbound.authentication and arcSeal: accepts the documented settings, refuses ones that would change nothing', async () => {
     const md = (name: string, authentication: unknown) =>
       create('MailDomain', name, {
         domain: `${name}.example.org`,
@@ -199,6 +199,17 @@ describe('the generated CRDs on a real kube-apiserver', () => {
       /trustedArcSealers excuses DMARC or SPF failures/,
     );
     await refused(md('auth-enum', { dmarc: 'strict' }), /dmarc/);
+    await create('RelayPolicy', 'sealing', {
+      clients: { networks: ['10.0.0.0/8'] },
+      arcSeal: { domain: 'example.org', selector: 'arc2026', keySecretRef: { name: 'arc-key' } },
+    });
+    await refused(
+      create('RelayPolicy', 'sealing-bad', {
+        clients: { networks: ['10.0.0.0/8'] },
+        arcSeal: { domain: 'example.org' },
+      }),
+      /selector|keySecretRef/,
+    );
   });
 
   it('refuses an unknown enum value', async () => {

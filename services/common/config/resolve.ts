@@ -88,6 +88,14 @@ export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): Poli
     }
     auth = { user: data['username'], pass: data['password'] };
   }
+  const seal = rp.spec.arcSeal;
+  let arcSeal: PolicyConfig['arcSeal'];
+  if (seal) {
+    const keyName = seal.keySecretRef.key || 'private.key';
+    const privateKey = need(seal.keySecretRef.name)[keyName];
+    if (!privateKey) throw new MissingSecretError(`Secret ${seal.keySecretRef.name} needs key ${keyName}`);
+    arcSeal = { domain: seal.domain.toLowerCase(), selector: seal.selector, privateKey };
+  }
   const retry = delivery?.retry;
   return {
     source: sourceOf(rp),
@@ -95,6 +103,7 @@ export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): Poli
     users,
     requireTLS: clients.requireTLS ?? false,
     ...(senders?.domains ? { senderDomains: senders.domains.map((d) => d.toLowerCase()) } : {}),
+    ...(arcSeal ? { arcSeal } : {}),
     limits: { ...limits },
     delivery: {
       pool: delivery?.pool ?? DEFAULT_POOL,

@@ -61,6 +61,8 @@ export interface PolicyConfig {
   requireTLS: boolean;
   /** Allowed envelope sender domains; undefined = any. */
   senderDomains?: string[];
+  /** ARC-seal relayed mail with this key (RelayPolicy `arcSeal`, the PEM key resolved from its Secret). */
+  arcSeal?: { domain: string; selector: string; privateKey: string };
   limits: { messageSize?: number; recipientsPerMessage?: number; messagesPerMinute?: number };
   delivery: {
     pool: string;

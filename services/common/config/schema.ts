@@ -176,6 +176,22 @@ export const RelayPolicySpec = Type.Object(
     senders: Type.Optional(
       Type.Object({ domains: Type.Optional(Type.Array(Hostname, { maxItems: 1000 })) }, strict),
     ),
+    /**
+     * ARC-seal (RFC 8617) the mail this policy relays, as the first hop of its chain: receivers that trust
+     * `domain` as a sealer can rely on what Postern saw (the client's AUTH) after a later hop breaks DKIM.
+     * The key: Secret `keySecretRef.name`, data key `keySecretRef.key` (default `private.key`), PEM (RSA or
+     * Ed25519); publish its public key at `<selector>._domainkey.<domain>`.
+     */
+    arcSeal: Type.Optional(
+      Type.Object(
+        {
+          domain: Hostname,
+          selector: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }),
+          keySecretRef: SecretRef,
+        },
+        strict,
+      ),
+    ),
     limits: Type.Optional(
       Type.Object(
         {

@@ -63,6 +63,22 @@ spec: { domain: example.test, colour: blue }`;
     );
   });
 
+  it('resolves an arcSeal key from its Secret, and refuses a missing Secret or key', () => {
+    const sealing = policy(
+      '  clients: { networks: [127.0.0.0/8] }\n  arcSeal: { domain: seal.example, selector: arc, keySecretRef: { name: k } }',
+    );
+    const secret = (data: string) =>
+      `\n---\napiVersion: v1\nkind: Secret\nmetadata: { name: k }\nstringData: { ${data} }\n`;
+    const entries = resolveConfigText(sealing + secret('private.key: PEM'));
+    assert.deepEqual((entries.get('policy.default.p') as PolicyConfig).arcSeal, {
+      domain: 'seal.example',
+      selector: 'arc',
+      privateKey: 'PEM',
+    });
+    assert.throws(() => resolveConfigText(sealing), /Secret k not found/);
+    assert.throws(() => resolveConfigText(sealing + secret('other: x')), /Secret k needs key private\.key/);
+  });
+
   it('refuses two MailDomains claiming one domain', () => {
     const md = (name: string) =>
       `apiVersion: postern.dev/v1alpha1\nkind: MailDomain\nmetadata: { name: ${name} }\nspec: { domain: example.test }\n`;
