@@ -178,70 +178,68 @@ export function createSenderAuth(opts: SenderAuthOptions): SenderAuth {
   }
 
   async function run(req: SenderAuthRequest): Promise<SenderAuthOutcome> {
-    {
-      const policies = inboundPolicies(req.recipients, req.snapshot);
-      const skip = (message: Buffer, reason: string): SenderAuthOutcome => ({
-        header: '',
-        message,
-        verdict: { action: 'accept', reason },
-        checked: false,
-      });
-      const ip = req.client.address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-      let message = req.message;
-      if (policies.length > 0) {
-        const stripped = removeForgedResults(req.message, authservId);
-        message = stripped.message;
-        if (stripped.removed > 0) {
-          log.info(
-            { client: req.client.address, removed: stripped.removed },
-            'removed forged Authentication-Results',
-          );
-        }
-      }
-      if (policies.length === 0 || clientPolicy(req.client, req.snapshot)) {
-        const why = policies.length === 0 ? 'no inbound recipient' : 'RelayPolicy client';
-        return { ...skip(message, why), header: await sealRelayed(req, message, ip) };
-      }
-
-      try {
-        const [res, rev] = await withTimeout(
-          Promise.all([
-            authenticate(req.message, {
-              ip,
-              helo: req.helo,
-              sender: req.sender,
-              mta: authservId,
-              resolver: resolver.resolve,
-              disableBimi: true,
-              disableDmarc: policies.every((p) => p.dmarc === 'off'),
-            }) as Promise<MailauthResult>,
-            iprev(resolver, ip),
-          ]),
-          timeoutMs,
+    const policies = inboundPolicies(req.recipients, req.snapshot);
+    const skip = (message: Buffer, reason: string): SenderAuthOutcome => ({
+      header: '',
+      message,
+      verdict: { action: 'accept', reason },
+      checked: false,
+    });
+    const ip = req.client.address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+    let message = req.message;
+    if (policies.length > 0) {
+      const stripped = removeForgedResults(req.message, authservId);
+      message = stripped.message;
+      if (stripped.removed > 0) {
+        log.info(
+          { client: req.client.address, removed: stripped.removed },
+          'removed forged Authentication-Results',
         );
-        const facts = factsOf(res, ip);
-        const verdict = decideAuthentication(facts, policies);
-        count(verdict.action, facts.dmarc?.result ?? 'none');
-        const dmarc = res.dmarc ? res.dmarc.info : undefined;
-        const resinfo = [
-          iprevInfo(rev, ip),
-          res.spf ? res.spf.info : undefined,
-          ...(res.dkim?.results ?? []).map((r) => r.info),
-          res.arc ? res.arc.info : undefined,
-          dmarc ? `${dmarc}${verdictComment(verdict)}` : undefined,
-        ].filter((x): x is string => Boolean(x));
-        return { header: authResultsHeader(authservId, resinfo), message, verdict, checked: true };
-      } catch (err) {
-        // A verification that cannot finish must not lose or refuse mail: accept, and say nothing was verified.
-        log.warn({ client: req.client.address, err: (err as Error).message }, 'sender authentication failed');
-        count('unverified', 'none');
-        return {
-          header: authResultsHeader(authservId, []),
-          message,
-          verdict: { action: 'accept', reason: 'verification failed' },
-          checked: true,
-        };
       }
+    }
+    if (policies.length === 0 || clientPolicy(req.client, req.snapshot)) {
+      const why = policies.length === 0 ? 'no inbound recipient' : 'RelayPolicy client';
+      return { ...skip(message, why), header: await sealRelayed(req, message, ip) };
+    }
+
+    try {
+      const [res, rev] = await withTimeout(
+        Promise.all([
+          authenticate(req.message, {
+            ip,
+            helo: req.helo,
+            sender: req.sender,
+            mta: authservId,
+            resolver: resolver.resolve,
+            disableBimi: true,
+            disableDmarc: policies.every((p) => p.dmarc === 'off'),
+          }) as Promise<MailauthResult>,
+          iprev(resolver, ip),
+        ]),
+        timeoutMs,
+      );
+      const facts = factsOf(res, ip);
+      const verdict = decideAuthentication(facts, policies);
+      count(verdict.action, facts.dmarc?.result ?? 'none');
+      const dmarc = res.dmarc ? res.dmarc.info : undefined;
+      const resinfo = [
+        iprevInfo(rev, ip),
+        res.spf ? res.spf.info : undefined,
+        ...(res.dkim?.results ?? []).map((r) => r.info),
+        res.arc ? res.arc.info : undefined,
+        dmarc ? `${dmarc}${verdictComment(verdict)}` : undefined,
+      ].filter((x): x is string => Boolean(x));
+      return { header: authResultsHeader(authservId, resinfo), message, verdict, checked: true };
+    } catch (err) {
+      // A verification that cannot finish must not lose or refuse mail: accept, and say nothing was verified.
+      log.warn({ client: req.client.address, err: (err as Error).message }, 'sender authentication failed');
+      count('unverified', 'none');
+      return {
+        header: authResultsHeader(authservId, []),
+        message,
+        verdict: { action: 'accept', reason: 'verification failed' },
+        checked: true,
+      };
     }
   }
   return {
