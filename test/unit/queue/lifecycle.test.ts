@@ -165,6 +165,20 @@ const rows: Row[] = [
     after: ['publish m1.0 a1', 'event received bob@example.net,carol@example.net,eve@example.net'],
   },
   {
+    name: 'submitted on hold (ingress quarantined it): the jobs are created held and nothing is published',
+    state: undefined,
+    event: {
+      kind: 'submitted',
+      envelope: { ...envelope, hold: 'dmarc-quarantine corp.test' },
+      plan: { jobs: [job()], suppressed: [] },
+      at: T0,
+    },
+    write: 'create',
+    jobs: { 'm1.0': { status: 'held', attempt: 1 } },
+    before: [],
+    after: ['event received bob@example.net,carol@example.net,eve@example.net'],
+  },
+  {
     name: 'submitted with every recipient suppressed: no state, and the body goes after the DSN',
     state: undefined,
     event: {
