@@ -338,6 +338,42 @@ data: { private.key: ${Buffer.from(arcKey.privateKey).toString('base64')} }`,
       assert.match(m.raw.toString('latin1'), /ARC-Seal: i=1; [\s\S]*?d=seal\.test; s=arc/);
     });
 
+    it('its client writing to an inbound domain and a remote one (mixed): not verified, forged results still removed', async () => {
+      const raw = message(
+        'app@corp.test',
+        'a@tag.test',
+        'mixed own client',
+        `Authentication-Results: ${AUTHSERV}; dmarc=pass header.from=bank.test`,
+      );
+      const conn = await new Promise<SMTPConnection>((resolve, reject) => {
+        const c = new SMTPConnection({
+          port: postern.smtpPort,
+          host: '127.0.0.1',
+          localAddress: SEALED_IP,
+          name: 'app.corp.test',
+          ignoreTLS: true,
+        });
+        c.once('error', reject);
+        c.connect(() => resolve(c));
+      });
+      const info = await new Promise<{ accepted: unknown[] }>((resolve, reject) =>
+        conn.send({ from: 'app@corp.test', to: ['a@tag.test', 'mixed@far.test'] }, raw, (err, i) =>
+          err ? reject(err) : resolve(i),
+        ),
+      );
+      conn.quit();
+      assert.deepEqual(info.accepted, ['a@tag.test', 'mixed@far.test']);
+      await eventually('both copies at the sink', () =>
+        sink.messages.filter((m) => m.raw.includes('Subject: mixed own client\r\n')).length >= 2
+          ? true
+          : undefined,
+      );
+      for (const m of sink.messages.filter((x) => x.raw.includes('Subject: mixed own client\r\n'))) {
+        assert.deepEqual(ourResults(m), [], 'no verification header, and the forged one is gone');
+        assert.doesNotMatch(m.raw.toString(), /bank\.test/);
+      }
+    });
+
     it('an authenticated client: the seal records auth=pass with its identity', async () => {
       const raw = message('app@corp.test', 'other@far.test', 'sealed auth');
       const r = await send(
