@@ -307,6 +307,24 @@ describe('the Helm chart', () => {
     assert.match(bad.stderr, /webhooks.*concurrency/);
   });
 
+  it('points every component at dnsServers and names the ingress authserv-id from ingress.authservId', () => {
+    const set = ['dnsServers={10.96.0.10,10.96.0.11:5353}', 'ingress.authservId=mx.example.org'];
+    const workloads = [
+      ...byKind<V1Deployment>(renderChart(helm, { set }), 'Deployment'),
+      ...byKind<V1StatefulSet>(renderChart(helm, { set }), 'StatefulSet'),
+    ].filter((d) => envOf(d, 'POSTERN_HOSTNAME'));
+    assert.ok(workloads.length >= 4, 'ingress, queue, delivery and the operator');
+    for (const d of workloads) assert.equal(envOf(d, 'POSTERN_DNS_SERVERS'), '10.96.0.10,10.96.0.11:5353');
+    const ingress = workloads.filter((d) => envOf(d, 'POSTERN_INGRESS_LISTENERS'));
+    assert.equal(ingress.length, 1);
+    assert.equal(envOf(ingress[0]!, 'POSTERN_AUTHSERV_ID'), 'mx.example.org');
+    const defaults = byKind<V1Deployment>(renderChart(helm, {}), 'Deployment');
+    for (const d of defaults) {
+      assert.equal(envOf(d, 'POSTERN_DNS_SERVERS'), undefined, "default: the pod's resolv.conf");
+      assert.equal(envOf(d, 'POSTERN_AUTHSERV_ID'), undefined, 'default: the hostname');
+    }
+  });
+
   it('renders ingress.limits as the ingress env, defaults included, and refuses a zero limit', () => {
     const ingress = (set: string[]) =>
       byKind<V1Deployment>(renderChart(helm, { set }), 'Deployment').find((d) =>
