@@ -189,7 +189,11 @@ describe('PROXY protocol v1 and v2 behind a real HAProxy', () => {
       assert.match(r.output, /250 2\.0\.0 Ok: queued as/, r.output);
       const env = await h.nextEnvelope();
       assert.equal(env?.client.address, STRANGER);
-      assert.match(bodyOf(env), /^Received: from client\.test \(\[127\.0\.0\.30\]\)/);
+      // Sender authentication checks the real client too (iprev, SPF), above the Received header that names it.
+      assert.match(
+        bodyOf(env),
+        /^Authentication-Results: mx\.test\.postern;\r\n iprev=fail policy\.iprev=127\.0\.0\.30;[\s\S]*?\r\nReceived: from client\.test \(\[127\.0\.0\.30\]\)/,
+      );
     });
   }
 
