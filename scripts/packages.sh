@@ -7,7 +7,8 @@ TEST_PACKAGES=(
   libnet-ssleay-perl     # swaks' STARTTLS / implicit TLS (without it: "TLS not available: requires Net::SSLeay")
   libio-socket-ssl-perl  # the same (swaks needs both for TLS)
   postfix                # smtp-source / smtp-sink
-  dnsmasq-base           # MX / A answers for delivery tests
+  dnsmasq-base           # MX / A answers for delivery tests, DNSBL zones for ingress tests
+  rspamd                 # the content filter the ingress talks to at end of DATA (its HTTP protocol)
   unbound                # DNSSEC-validating resolver for the DANE tests (AD bit over a locally signed zone)
   ldnsutils              # ldns-keygen / ldns-signzone: sign the DANE tests' zone
   haproxy                # PROXY protocol v1/v2 sender in front of the ingress (proxy-protocol tests)

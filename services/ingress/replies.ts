@@ -67,6 +67,14 @@ export const REPLIES = {
       '5.7.23',
       `Message rejected: the SPF record of ${domain} does not permit ${ip} to send for it`,
     ),
+  /** Postfix's reject_rbl_client wording; RFC 3463 §3.8: 5.7.1 delivery not authorized. */
+  dnsblListed: (ip: string, zone: string) =>
+    reply(554, '5.7.1', `Service unavailable; client [${ip}] blocked using ${zone}`),
+  /** Content filter (rspamd) verdicts at end of DATA (content-filter.ts). */
+  contentRejected: (text: string) => reply(550, '5.7.1', text),
+  contentDeferred: (text: string) => reply(451, '4.7.1', text),
+  /** failMode closed and rspamd did not answer: RFC 3463 §3.5 4.3.0 other mail system status. */
+  contentFilterUnavailable: reply(451, '4.3.0', 'Content filter unavailable, try again later'),
   queued: (id: string) => reply(250, '2.0.0', `Ok: queued as ${id}`),
 } as const;
 

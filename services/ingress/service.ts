@@ -11,6 +11,8 @@ import type { Logger } from '../common/telemetry.ts';
 import { AuthLockout } from './auth-lockout.ts';
 import { ClientRateLimiter } from './client-rate.ts';
 import { ConnectionRate } from './connection-rate.ts';
+import { ContentFilter } from './content-filter.ts';
+import { Dnsbl } from './dnsbl.ts';
 import { createIngressMetrics } from './metrics.ts';
 import { createSenderAuth } from './sender-auth.ts';
 import { ConnectionTable } from './session-limits.ts';
@@ -106,6 +108,11 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
     log: logger.child({ part: 'sender-auth' }),
     count: (action, dmarc) => metrics.senderAuth.inc({ action, dmarc }),
   });
+  // One cache and one set of metrics for every listener; each listener decides whether it uses them.
+  const dnsbl = settings.dnsbl ? new Dnsbl(settings.dnsbl, { registry, logger }) : undefined;
+  const contentFilter = settings.contentFilter
+    ? new ContentFilter(settings.contentFilter, { registry, logger })
+    : undefined;
   const started: { server: SMTPServer; bound: BoundListener }[] = [];
   const close = async () => {
     clearInterval(sweep);
@@ -124,6 +131,8 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
         connectionRate,
         senderAuth,
         logger,
+        ...(dnsbl && (l.dnsbl ?? l.mode === 'relay') ? { dnsbl } : {}),
+        ...(contentFilter && (l.contentFilter ?? true) ? { contentFilter } : {}),
       });
       const port = await listen(server, l.host, l.port, settings.reusePort);
       started.push({ server, bound: { name: l.name, mode: l.mode, host: l.host, port } });

@@ -3,6 +3,12 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isCidr } from '../common/config/validate.ts';
 import { readDnsServers } from '../common/dns-resolver.ts';
+import {
+  type ContentFilterSettings,
+  type DnsblSettings,
+  readContentFilterSettings,
+  readDnsblSettings,
+} from './filter-settings.ts';
 
 export type ListenerMode = 'relay' | 'submission' | 'smtps';
 
@@ -20,6 +26,10 @@ export interface ListenerSettings {
    * (`IngressSettings.proxyProtocol`); anything else is closed before the banner.
    */
   proxyProtocol?: boolean;
+  /** Check DNS block lists at connect (when zones are configured); default: on for relay listeners only. */
+  dnsbl?: boolean;
+  /** Scan messages with the content filter (when configured); default: on for every listener. */
+  contentFilter?: boolean;
 }
 
 export interface IngressSettings {
@@ -53,6 +63,10 @@ export interface IngressSettings {
   limits?: Partial<AbuseLimits>;
   /** Who may send PROXY headers to listeners with `proxyProtocol`, and how long a header may take. */
   proxyProtocol?: ProxyProtocolSettings;
+  /** DNS block lists (docs/ingress.md "DNS block lists"); absent = off. */
+  dnsbl?: DnsblSettings;
+  /** rspamd content filter at end of DATA (docs/ingress.md "Content filter"); absent = off. */
+  contentFilter?: ContentFilterSettings;
 }
 
 export interface ProxyProtocolSettings {
@@ -202,6 +216,8 @@ function parseListeners(text: string): ListenerSettings[] {
       mode: l.mode as ListenerMode,
       insecureAuth: l.insecureAuth === true,
       proxyProtocol: l.proxyProtocol === true,
+      ...(typeof l.dnsbl === 'boolean' ? { dnsbl: l.dnsbl } : {}),
+      ...(typeof l.contentFilter === 'boolean' ? { contentFilter: l.contentFilter } : {}),
     };
   });
 }
@@ -239,6 +255,10 @@ export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): Ingre
     senderAuthTimeoutMs: positiveInt(env, 'POSTERN_SENDER_AUTH_TIMEOUT_MS', 20_000),
     dnsServers: readDnsServers(env),
   };
+  const dnsbl = readDnsblSettings(env);
+  if (dnsbl) settings.dnsbl = dnsbl;
+  const contentFilter = readContentFilterSettings(env);
+  if (contentFilter) settings.contentFilter = contentFilter;
   checkProxyListeners(settings);
   if (certPath && keyPath) settings.tls = { cert: readFileSync(certPath), key: readFileSync(keyPath) };
   return settings;

@@ -14,6 +14,8 @@ import type { AuthLockout } from './auth-lockout.ts';
 import type { ClientRateLimiter, Reservation } from './client-rate.ts';
 import { installConnectionHooks } from './connection-hooks.ts';
 import type { ConnectionRate } from './connection-rate.ts';
+import type { ContentFilter } from './content-filter.ts';
+import type { Dnsbl } from './dnsbl.ts';
 import { envelopeDsn } from './dsn-params.ts';
 import { LineEndingGuard } from './line-ending-guard.ts';
 import { newMessageId } from './message-id.ts';
@@ -49,6 +51,10 @@ export interface ListenerDeps {
   /** SPF/DKIM/DMARC/ARC/iprev of inbound mail at end of DATA. */
   senderAuth: SenderAuth;
   logger: Logger;
+  /** DNS block lists checked at connect (only on listeners that use them). */
+  dnsbl?: Dnsbl;
+  /** rspamd scan at end of DATA (only on listeners that use it). */
+  contentFilter?: ContentFilter;
 }
 
 /** What onAuth stores as `session.user`: the name and the policies whose user list verified the password. */
@@ -127,6 +133,8 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     connectionRate,
     senderAuth,
     logger,
+    dnsbl,
+    contentFilter,
   } = deps;
   const limits: AbuseLimits = { ...DEFAULT_LIMITS, ...settings.limits };
   /** Sessions counted in the connection table (refused ones are not), by smtp-server session id. */
@@ -200,7 +208,15 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
         const refusal = connections.admit(session.remoteAddress);
         if (refusal) return callback(refuse(refusal, session, { open: connections.total }));
         admitted.add(session.id);
-        callback();
+        if (!dnsbl) return callback();
+        // After the PROXY header (proxy-protocol.ts sets remoteAddress before onConnect): the real client.
+        void dnsbl
+          .listed(listener.name, session.remoteAddress, config.snapshot())
+          .then((hit) =>
+            callback(
+              hit ? refuse(hit.reply, session, { zone: hit.zone, answer: hit.answer }, 'dnsbl') : null,
+            ),
+          );
       };
       void connectionRate.admit(session.remoteAddress).then(
         (rate) => (rate.allowed ? admit() : callback(refuse(REPLIES.connectionRateLimited, session, rate))),
@@ -432,13 +448,35 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
       ...(to.length === 1 ? { recipient: to[0] } : {}),
       date: new Date(),
     });
-    // RFC 8601 §5: Authentication-Results goes above the trace fields of the hop that added it.
-    const body = Buffer.concat([Buffer.from(auth.header + header, 'utf8'), auth.message]);
+    // RFC 8601 §5: Authentication-Results goes above the trace fields of the hop that added it; the content
+    // filter below sees it.
+    let body: Buffer = Buffer.concat([Buffer.from(auth.header + header, 'utf8'), auth.message]);
     const policy = tx(session).policy;
     const fields = { msgId: id, client: session.remoteAddress, from, rcpts: to.length, size: body.length };
     const quota = quotaOf(session);
     quota.accepting = true;
     try {
+      if (contentFilter) {
+        const scanned = await contentFilter.check(listener.name, {
+          id,
+          from,
+          to,
+          clientAddress: session.remoteAddress,
+          helo: session.hostNameAppearsAs || '',
+          ...(user ? { user: user.name } : {}),
+          ...(session.tlsOptions
+            ? { tls: { version: session.tlsOptions.version, cipher: session.tlsOptions.name } }
+            : {}),
+          body,
+        });
+        if (scanned.kind === 'refuse') {
+          const result = scanned.reply.code >= 500 ? 'rejected' : 'tempfail';
+          metrics.messagesReceived.inc({ ...label, result });
+          const why = { ...fields, action: scanned.action, score: scanned.score };
+          return callback(refuse(scanned.reply, session, why, 'content-filter'));
+        }
+        body = scanned.body;
+      }
       const { stored } = await submitter.submit(
         {
           id,

@@ -24,6 +24,8 @@ export interface DnsRecords {
   nullMx?: string[];
   /** Domains whose lookups fail with SERVFAIL (forwarded to a dead upstream), for "DNS is broken" tests. */
   servfail?: string[];
+  /** TTL of every answer in seconds (dnsmasq `--local-ttl`; default 0 = "do not cache"). */
+  ttl?: number;
 }
 
 export interface TestDns {
@@ -64,6 +66,7 @@ export function dnsmasqArgs(records: DnsRecords, host: string, port: number, dea
     // Keep answers fresh for tests that reuse names; we are the authority anyway.
     '--cache-size=0',
   ];
+  if (records.ttl !== undefined) args.push(`--local-ttl=${records.ttl}`);
   for (const d of records.servfail ?? []) args.push(`--server=/${d}/${deadUpstream}`);
   // All other names are local data: unknown names get NXDOMAIN immediately instead of "no upstream" REFUSED.
   args.push('--local=/#/');
