@@ -12,6 +12,7 @@ import { CONFIG_BUCKET, domainKey, policyKey } from '../common/config/resolved.t
 import type { MailDomain, RelayPolicy, Webhook } from '../common/config/schema.ts';
 import { validateResource } from '../common/config/validate.ts';
 import { resolveWebhook, WEBHOOK_BUCKET, webhookKey } from '../common/config/webhook.ts';
+import { INGRESS_SETTINGS_KIND, type IngressSettingsDoc, ingressSettingsOf } from './ingress-settings.ts';
 
 export class ConfigFileError extends Error {}
 
@@ -65,8 +66,22 @@ export function resolveConfigText(text: string, origin = 'config'): Map<string, 
   }
   const entries = new Map<string, unknown>();
   const owners = new Map<string, string>();
+  let ingressSettings = 0;
   for (const { index, doc } of docs) {
     if (doc['kind'] === 'Secret') continue;
+    if (doc['kind'] === INGRESS_SETTINGS_KIND) {
+      // Local mode's ingress settings (ingress-settings.ts): checked here, applied by local-mode.ts, not in KV.
+      if (++ingressSettings > 1)
+        problems.push(`${origin} document ${index + 1}: at most one ${INGRESS_SETTINGS_KIND}`);
+      try {
+        ingressSettingsOf(doc as unknown as IngressSettingsDoc);
+      } catch (err) {
+        problems.push(
+          `${origin} document ${index + 1} (${INGRESS_SETTINGS_KIND}): ${(err as Error).message}`,
+        );
+      }
+      continue;
+    }
     const where = `${origin} document ${index + 1} (${String(doc['kind'])} ${String((doc['metadata'] as { name?: string })?.name)})`;
     const errors = validateResource(doc);
     if (errors.length) {

@@ -2,7 +2,7 @@
  * Local mode: nats-server, ingress, queue, delivery and the webhook dispatcher on one machine, no Kubernetes. The config file is
  * loaded into the same KV bucket the operator writes in a cluster, so services cannot tell the difference.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_POOL, type PolicyConfig } from '../common/config/resolved.ts';
@@ -10,6 +10,7 @@ import { connectNats, ensureTopology } from '../common/nats.ts';
 import { retryUntilDone } from '../common/retry.ts';
 import { createLogger } from '../common/telemetry.ts';
 import { loadConfigFile, resolveConfigText, writeConfig } from './config-file.ts';
+import { localIngressSettings } from './ingress-settings.ts';
 import { type NatsNode, NatsSupervisor } from './nats-supervisor.ts';
 import { type ChildSpec, Supervisor } from './supervisor.ts';
 
@@ -64,6 +65,8 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
   const host = opts.host ?? '127.0.0.1';
   const entries =
     opts.configText !== undefined ? resolveConfigText(opts.configText) : loadConfigFile(opts.configPath!);
+  // Already validated by the line above; the file's IngressSettings document becomes the ingress' environment.
+  const ingressSettings = localIngressSettings(opts.configText ?? readFileSync(opts.configPath!, 'utf8'));
   mkdirSync(opts.dataDir, { recursive: true });
   const natsNodes = opts.natsCluster ?? 1;
   if (!Number.isInteger(natsNodes) || natsNodes < 1 || natsNodes === 2)
@@ -113,9 +116,16 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
     const ingressCount = opts.ingressProcesses ?? 1;
     const listeners = () =>
       JSON.stringify([
-        { name: 'mx', host, port: smtpPort, mode: 'relay' },
+        { name: 'mx', host, port: smtpPort, mode: 'relay', ...ingressSettings.listeners.mx },
         // Local mode has no certificate by default, so AUTH is allowed without TLS on loopback only.
-        { name: 'submission', host, port: submissionPort, mode: 'submission', insecureAuth: true },
+        {
+          name: 'submission',
+          host,
+          port: submissionPort,
+          mode: 'submission',
+          insecureAuth: true,
+          ...ingressSettings.listeners.submission,
+        },
       ]);
     const pools = new Set([DEFAULT_POOL]);
     for (const [key, doc] of entries)
@@ -159,6 +169,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
         script: join(ROOT, 'services/ingress/main.ts'),
         env: {
           ...common,
+          ...ingressSettings.env,
           POSTERN_INGRESS_LISTENERS: listeners(),
           POSTERN_REUSE_PORT: ingressCount > 1 ? 'true' : 'false',
           POSTERN_METRICS_PORT: nextMetricsPort(),

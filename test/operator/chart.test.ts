@@ -441,6 +441,67 @@ describe('the Helm chart', () => {
     );
   });
 
+  it('renders ingress.dnsbl and ingress.contentFilter as env the ingress reads back, per listener', () => {
+    const ingress = (values: object) => {
+      const file = join(dir, 'filters.yaml');
+      writeFileSync(file, stringify(values));
+      return byKind<V1Deployment>(renderChart(helm, { valuesFiles: [file] }), 'Deployment').find((d) =>
+        envOf(d, 'POSTERN_INGRESS_LISTENERS'),
+      );
+    };
+    const off = ingress({});
+    assert.ok(off);
+    assert.equal(envOf(off, 'POSTERN_DNSBL_ZONES'), undefined, 'no zones: no DNSBL');
+    assert.equal(envOf(off, 'POSTERN_CONTENT_FILTER_URL'), undefined, 'no url: no content filter');
+    const on = ingress({
+      ingress: {
+        dnsbl: {
+          zones: [{ zone: 'zen.spamhaus.org', codes: ['127.0.0.2-127.0.0.11'] }, 'bl.example'],
+          allow: ['10.0.0.0/8'],
+        },
+        contentFilter: { url: 'http://rspamd.mail.svc:11333', failMode: 'closed', timeoutMs: 3000 },
+        listeners: { submission: { contentFilter: false } },
+      },
+    });
+    assert.ok(on);
+    const env = Object.fromEntries(
+      (on.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]),
+    );
+    const settings = readIngressSettings(env);
+    assert.deepEqual(settings.dnsbl, {
+      zones: [{ zone: 'zen.spamhaus.org', codes: ['127.0.0.2-127.0.0.11'] }, { zone: 'bl.example' }],
+      allow: ['10.0.0.0/8'],
+      cacheTtlSeconds: 300,
+      cacheSize: 10000,
+      timeoutMs: 2000,
+      dnsServers: [],
+    });
+    assert.deepEqual(settings.contentFilter, {
+      url: 'http://rspamd.mail.svc:11333',
+      timeoutMs: 3000,
+      failMode: 'closed',
+      maxSize: 20971520,
+    });
+    assert.deepEqual(
+      settings.listeners.map((l) => [l.name, l.dnsbl, l.contentFilter]),
+      [
+        ['smtp', true, true],
+        ['submission', false, false],
+      ],
+    );
+    const bad = runHelm(helm, [
+      'template',
+      'mta',
+      CHART_DIR,
+      '--kube-version',
+      '1.34.4',
+      '--set',
+      'ingress.contentFilter.failMode=maybe',
+    ]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /ingress\/contentFilter\/failMode/);
+  });
+
   it('rejects invalid values through values.schema.json with a message naming the field', () => {
     const cases: [string, object, RegExp][] = [
       ['negative replicas', { ingress: { replicas: -1 } }, /ingress\/replicas.*minimum/],

@@ -230,7 +230,7 @@ TLS Secret, which could not start; NOTES.txt says so.
 {{- range $name := include "postern.activeListeners" . | fromJsonArray }}
 {{- $l := index $.Values.ingress.listeners $name }}
 {{- if true }}
-{{- $out = append $out (dict "name" $name "host" "0.0.0.0" "port" (int $l.containerPort) "mode" (index $modes $name) "proxyProtocol" $l.proxyProtocol) }}
+{{- $out = append $out (dict "name" $name "host" "0.0.0.0" "port" (int $l.containerPort) "mode" (index $modes $name) "proxyProtocol" $l.proxyProtocol "dnsbl" (eq ($l.dnsbl | toString) "true") "contentFilter" (ne ($l.contentFilter | toString) "false")) }}
 {{- end }}
 {{- end }}
 {{- toJson $out }}

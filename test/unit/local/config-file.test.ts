@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { verifyPassword } from '../../../services/common/config/password.ts';
 import type { DomainConfig, PolicyConfig } from '../../../services/common/config/resolved.ts';
 import { ConfigFileError, loadConfigFile, resolveConfigText } from '../../../services/local/config-file.ts';
+import { localIngressSettings } from '../../../services/local/ingress-settings.ts';
 
 const policy = (spec: string) => `apiVersion: postern.dev/v1alpha1
 kind: RelayPolicy
@@ -77,6 +78,39 @@ spec: { domain: example.test, colour: blue }`;
     });
     assert.throws(() => resolveConfigText(sealing), /Secret k not found/);
     assert.throws(() => resolveConfigText(sealing + secret('other: x')), /Secret k needs key private\.key/);
+  });
+
+  it('turns an IngressSettings document into ingress env and listener switches, never into KV', () => {
+    const text = `kind: IngressSettings
+dnsbl: { zones: [zen.example, { zone: b.example, codes: [127.0.0.2-127.0.0.11] }], allow: [10.0.0.0/8], timeoutMs: 900 }
+contentFilter: { url: "http://127.0.0.1:11333", failMode: closed }
+listeners: { submission: { contentFilter: false } }
+`;
+    assert.equal(resolveConfigText(text).size, 0);
+    assert.deepEqual(localIngressSettings(text), {
+      env: {
+        POSTERN_DNSBL_ZONES: '["zen.example",{"zone":"b.example","codes":["127.0.0.2-127.0.0.11"]}]',
+        POSTERN_DNSBL_ALLOW: '10.0.0.0/8',
+        POSTERN_DNSBL_TIMEOUT_MS: '900',
+        POSTERN_CONTENT_FILTER_URL: 'http://127.0.0.1:11333',
+        POSTERN_CONTENT_FILTER_FAIL_MODE: 'closed',
+      },
+      listeners: { submission: { contentFilter: false } },
+    });
+    assert.deepEqual(localIngressSettings(''), { env: {}, listeners: {} });
+  });
+
+  it('refuses a bad IngressSettings document with what the ingress would say', () => {
+    assert.throws(
+      () =>
+        resolveConfigText(
+          'kind: IngressSettings\ncontentFilter: { url: "http://r:1", failMode: maybe }\ndnsbl: { zone: x }\n',
+        ),
+      (err: Error) =>
+        err instanceof ConfigFileError &&
+        /POSTERN_CONTENT_FILTER_FAIL_MODE must be open or closed/.test(err.message) &&
+        /unknown field dnsbl\.zone/.test(err.message),
+    );
   });
 
   it('refuses two MailDomains claiming one domain', () => {
