@@ -84,6 +84,7 @@ describe('DNS block lists at connect (real dnsmasq, real nats-server, swaks)', (
       listeners: [
         { name: 'mx', host: '127.0.0.1', port: 0, mode: 'relay' },
         { name: 'mx6', host: '::1', port: 0, mode: 'relay' },
+        { name: 'proxied', host: '127.0.0.1', port: 0, mode: 'relay', proxyProtocol: true },
         // Submission is not checked by default (clients there authenticate; the check runs before AUTH).
         { name: 'submission', host: '127.0.0.1', port: 0, mode: 'submission' },
       ],
@@ -159,6 +160,27 @@ describe('DNS block lists at connect (real dnsmasq, real nats-server, swaks)', (
       await greeting('::1', h.port('mx6')),
       '554 5.7.1 Service unavailable; client [::1] blocked using bl.test',
     );
+  });
+
+  it('checks the client a PROXY header names, not the load balancer', async () => {
+    const ask = (client: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = connect({ host: '127.0.0.1', port: h.port('proxied') }, () =>
+          s.write(`PROXY TCP4 ${client} 127.0.0.1 40000 25\r\n`),
+        );
+        s.setEncoding('latin1');
+        s.once('data', (d: string) => {
+          s.destroy();
+          resolve(d.split('\r\n')[0] ?? '');
+        });
+        s.once('error', reject);
+      });
+    // The balancer (127.0.0.1) is not listed; the client behind it is.
+    assert.equal(
+      await ask('127.0.0.2'),
+      '554 5.7.1 Service unavailable; client [127.0.0.2] blocked using bl.test',
+    );
+    assert.match(await ask('127.0.0.6'), /^220 /);
   });
 
   it('does not check listeners that do not ask for it (submission by default)', async () => {
