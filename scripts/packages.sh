@@ -9,6 +9,7 @@ TEST_PACKAGES=(
   postfix                # smtp-source / smtp-sink
   dnsmasq-base           # MX / A answers for delivery tests, DNSBL zones for ingress tests
   rspamd                 # the content filter the ingress talks to at end of DATA (its HTTP protocol)
+  clamav-daemon          # clamd behind rspamd's antivirus module (tests write their own signature; no freshclam run)
   unbound                # DNSSEC-validating resolver for the DANE tests (AD bit over a locally signed zone)
   ldnsutils              # ldns-keygen / ldns-signzone: sign the DANE tests' zone
   haproxy                # PROXY protocol v1/v2 sender in front of the ingress (proxy-protocol tests)

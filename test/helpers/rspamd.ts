@@ -2,7 +2,7 @@
  * Test helper: the real rspamd (Debian package `rspamd`) as a foreground daemon on loopback, with a minimal
  * configuration of our own in a scratch directory instead of /etc/rspamd: only the `force_actions` plugin and a
  * few Lua rules keyed on the Subject, so every action can be produced deterministically. No redis, no fuzzy
- * storage, no remote maps, and its resolver points at a dead loopback port, so it sends nothing off this machine.
+ * storage, no remote maps (the antivirus module only when a test's clamd is given), and its resolver points at a dead loopback port, so it sends nothing off this machine.
  *
  * Subjects that trigger an action (GTUBE in the body → reject is rspamd's own built-in rule):
  * `postern-soft-reject`, `postern-greylist`, `postern-add-header`, `postern-rewrite-subject`; and
@@ -52,7 +52,24 @@ rspamd_config.POSTERN_ENVELOPE = {
 }
 `;
 
-function config(dir: string, port: number): string {
+/** rspamd's antivirus module asking clamd, as docs/ingress.md "ClamAV through rspamd" tells users to. */
+function antivirus(clamd: string): string {
+  return `
+antivirus {
+  clamav {
+    type = "clamav";
+    servers = "${clamd}";
+    action = "reject";
+    symbol = "CLAM_VIRUS";
+    message = '\${SCANNER}: virus found: "\${VIRUS}"';
+    scan_mime_parts = true;
+    log_clean = true;
+  }
+}
+`;
+}
+
+function config(dir: string, port: number, clamd?: string): string {
   return `
 options {
   pidfile = "${dir}/rspamd.pid";
@@ -76,18 +93,21 @@ force_actions {
     REWRITE { action = "rewrite subject"; expression = "POSTERN_REWRITE"; }
   }
 }
-`;
+${clamd ? antivirus(clamd) : ''}`;
 }
 
-export async function startTestRspamd(): Promise<TestRspamd> {
+/** `clamd`: a clamd TCP address (test/helpers/clamd.ts) for the antivirus module; without it no scanning. */
+export async function startTestRspamd(opts: { clamd?: string } = {}): Promise<TestRspamd> {
   const dir = mkdtempSync(join(tmpdir(), 'postern-rspamd-'));
   const port = await freePort('127.0.0.1');
   writeFileSync(join(dir, 'rules.lua'), RULES);
-  writeFileSync(join(dir, 'rspamd.conf'), config(dir, port));
+  writeFileSync(join(dir, 'rspamd.conf'), config(dir, port, opts.clamd));
   // Only the plugin we configure: the default set would fetch remote maps and query public DNS lists.
   const plugins = join(dir, 'plugins');
   mkdirSync(plugins);
-  symlinkSync(join(PLUGINS, 'force_actions.lua'), join(plugins, 'force_actions.lua'));
+  for (const plugin of ['force_actions', ...(opts.clamd ? ['antivirus'] : [])]) {
+    symlinkSync(join(PLUGINS, `${plugin}.lua`), join(plugins, `${plugin}.lua`));
+  }
   // As root rspamd wants a user to drop to; -i lets it keep root in a throwaway test.
   const asRoot = process.getuid?.() === 0 ? ['-u', 'root', '-g', 'root', '-i'] : [];
   const daemon = startDaemon(RSPAMD, ['-f', ...asRoot, '-c', join(dir, 'rspamd.conf')], dir);
