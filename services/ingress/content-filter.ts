@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../common/telemetry.ts';
 import { actionLabel, applyEdits, verdictOf } from './content-verdict.ts';
 import type { ContentFilterSettings } from './filter-settings.ts';
@@ -42,6 +43,26 @@ function createMetrics(registry: Registry): FilterMetrics {
       labelNames: ['reason'],
       registers: [registry],
     }),
+  };
+}
+
+/** What rspamd is told about the transaction: the envelope, client, HELO, AUTH user and TLS of the session. */
+export function scanRequest(
+  session: SMTPServerSession,
+  id: string,
+  user: string | undefined,
+  body: Buffer,
+): ScanRequest {
+  const tls = session.tlsOptions;
+  return {
+    id,
+    from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+    to: session.envelope.rcptTo.map((r) => r.address),
+    clientAddress: session.remoteAddress,
+    helo: session.hostNameAppearsAs || '',
+    ...(user ? { user } : {}),
+    ...(tls ? { tls: { version: tls.version, cipher: tls.name } } : {}),
+    body,
   };
 }
 

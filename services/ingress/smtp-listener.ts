@@ -14,7 +14,7 @@ import type { AuthLockout } from './auth-lockout.ts';
 import type { ClientRateLimiter, Reservation } from './client-rate.ts';
 import { installConnectionHooks } from './connection-hooks.ts';
 import type { ConnectionRate } from './connection-rate.ts';
-import type { ContentFilter } from './content-filter.ts';
+import { type ContentFilter, scanRequest } from './content-filter.ts';
 import type { Dnsbl } from './dnsbl.ts';
 import { envelopeDsn } from './dsn-params.ts';
 import { LineEndingGuard } from './line-ending-guard.ts';
@@ -210,13 +210,17 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
         admitted.add(session.id);
         if (!dnsbl) return callback();
         // After the PROXY header (proxy-protocol.ts sets remoteAddress before onConnect): the real client.
-        void dnsbl
-          .listed(listener.name, session.remoteAddress, config.snapshot())
-          .then((hit) =>
+        void dnsbl.listed(listener.name, session.remoteAddress, config.snapshot()).then(
+          (hit) =>
             callback(
               hit ? refuse(hit.reply, session, { zone: hit.zone, answer: hit.answer }, 'dnsbl') : null,
             ),
-          );
+          (err: Error) => {
+            // listed() fails open by itself; reaching this is a bug, and failing open is still the answer.
+            log.error({ client: session.remoteAddress, err: err.message }, 'DNSBL check failed');
+            callback();
+          },
+        );
       };
       void connectionRate.admit(session.remoteAddress).then(
         (rate) => (rate.allowed ? admit() : callback(refuse(REPLIES.connectionRateLimited, session, rate))),
@@ -456,19 +460,9 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     const quota = quotaOf(session);
     quota.accepting = true;
     try {
+      // The content filter sees the message as it will be queued (trace and authentication headers included).
       if (contentFilter) {
-        const scanned = await contentFilter.check(listener.name, {
-          id,
-          from,
-          to,
-          clientAddress: session.remoteAddress,
-          helo: session.hostNameAppearsAs || '',
-          ...(user ? { user: user.name } : {}),
-          ...(session.tlsOptions
-            ? { tls: { version: session.tlsOptions.version, cipher: session.tlsOptions.name } }
-            : {}),
-          body,
-        });
+        const scanned = await contentFilter.check(listener.name, scanRequest(session, id, user?.name, body));
         if (scanned.kind === 'refuse') {
           const result = scanned.reply.code >= 500 ? 'rejected' : 'tempfail';
           metrics.messagesReceived.inc({ ...label, result });
