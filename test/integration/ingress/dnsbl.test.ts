@@ -89,6 +89,8 @@ describe('DNS block lists at connect (real dnsmasq, real nats-server, swaks)', (
         { name: 'submission', host: '127.0.0.1', port: 0, mode: 'submission' },
       ],
       settings: {
+        // The test's own connections play the balancer for the PROXY listener.
+        proxyProtocol: { trustedNetworks: ['127.0.0.1/32'], headerTimeoutMs: 2000 },
         dnsbl: {
           zones: [{ zone: 'broken.test' }, { zone: 'bl.test', codes: ['127.0.0.2-127.0.0.11'] }],
           allow: ['127.0.0.4/32'],
