@@ -42,6 +42,33 @@ export function createDnsResolver(servers: string[], timeoutMs = 5000): DnsResol
   };
 }
 
+/** An A record with its TTL (the DNS block lists cache a listing no longer than its record lives). */
+export interface ARecord {
+  address: string;
+  ttl: number;
+}
+
+/** undefined = no such name or no A record (RFC 5782 §2.1: "not listed"); throws on a DNS failure. */
+export type LookupA = (name: string) => Promise<ARecord[] | undefined>;
+
+/** c-ares codes that mean "the name has no A record" rather than "DNS did not answer". */
+const NOT_LISTED = new Set(['ENOTFOUND', 'ENODATA']);
+
+/** A-record look-ups for the DNS block lists (RFC 5782): absent = not listed, a thrown error = DNS failure. */
+export function createLookupA(servers: string[], timeoutMs: number): LookupA {
+  // One try per server: the caller has its own deadline and fails open, so retrying only delays the greeting.
+  const resolver = new Resolver({ timeout: timeoutMs, tries: 1 });
+  if (servers.length > 0) resolver.setServers(servers);
+  return async (name) => {
+    try {
+      return await resolver.resolve4(name, { ttl: true });
+    } catch (err) {
+      if (NOT_LISTED.has((err as NodeJS.ErrnoException).code ?? '')) return undefined;
+      throw err;
+    }
+  };
+}
+
 /** mx-connect's `resolveRecords(domain, type)`; undefined = use mx-connect's default (the system resolver). */
 export function createRecordResolver(servers: string[], timeoutMs = 5000): ResolveRecords | undefined {
   if (servers.length === 0) return undefined;

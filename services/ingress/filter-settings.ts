@@ -3,7 +3,9 @@
  * `ingress.contentFilter.*` into these; docs/ingress.md "DNS block lists" and "Content filter").
  * Which listeners use them is a per-listener switch (ListenerSettings.dnsbl / .contentFilter).
  */
+
 import { isIP } from 'node:net';
+import { readDnsServers } from '../common/dns-resolver.ts';
 
 /** One DNS block list zone; `codes` limits which A answers count as "listed" (Postfix `zone=127.0.0.[2..11]`). */
 export interface DnsblZone {
@@ -108,7 +110,7 @@ export function readDnsblSettings(env: NodeJS.ProcessEnv = process.env): DnsblSe
     cacheTtlSeconds: positiveInt(env, 'POSTERN_DNSBL_CACHE_TTL_SECONDS', 300),
     cacheSize: positiveInt(env, 'POSTERN_DNSBL_CACHE_SIZE', 10_000),
     timeoutMs: positiveInt(env, 'POSTERN_DNSBL_TIMEOUT_MS', 2000),
-    dnsServers: list(env['POSTERN_DNS_SERVERS']),
+    dnsServers: readDnsServers(env),
   };
 }
 

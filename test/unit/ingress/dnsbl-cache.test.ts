@@ -7,8 +7,8 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { ConfigSnapshot } from '../../../services/common/config/resolved.ts';
+import type { ARecord } from '../../../services/common/dns-resolver.ts';
 import { Dnsbl } from '../../../services/ingress/dnsbl.ts';
-import type { ARecord } from '../../../services/ingress/dnsbl-resolver.ts';
 import type { DnsblSettings } from '../../../services/ingress/filter-settings.ts';
 
 const empty: ConfigSnapshot = { domains: new Map(), policies: new Map() };
