@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client';
 import type { SMTPServer } from 'smtp-server';
 import type { ConfigStore } from '../common/config/store.ts';
 import { createDnsResolver } from '../common/dns-resolver.ts';
+import { createSubmitter } from '../common/submit.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { AuthLockout } from './auth-lockout.ts';
 import { ClientRateLimiter } from './client-rate.ts';
@@ -18,7 +19,6 @@ import { createSenderAuth } from './sender-auth.ts';
 import { ConnectionTable } from './session-limits.ts';
 import { DEFAULT_LIMITS, type IngressSettings, type ListenerMode } from './settings.ts';
 import { createSmtpListener } from './smtp-listener.ts';
-import { createSubmitter } from './submit.ts';
 
 export interface IngressOptions {
   nc: NatsConnection;

@@ -7,7 +7,10 @@ import { performance } from 'node:perf_hooks';
 import { SMTPServer, type SMTPServerEnvelope, type SMTPServerSession } from 'smtp-server';
 import { verifyPassword } from '../common/config/password.ts';
 import type { ConfigStore } from '../common/config/store.ts';
+import { newMessageId } from '../common/message-id.ts';
 import { networkList } from '../common/networks.ts';
+import { receivedHeader } from '../common/received-header.ts';
+import type { Submitter } from '../common/submit.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { checkMailbox } from './address-syntax.ts';
 import type { AuthLockout } from './auth-lockout.ts';
@@ -18,10 +21,8 @@ import { type ContentFilter, scanRequest } from './content-filter.ts';
 import type { Dnsbl } from './dnsbl.ts';
 import { envelopeDsn } from './dsn-params.ts';
 import { LineEndingGuard } from './line-ending-guard.ts';
-import { newMessageId } from './message-id.ts';
 import type { IngressMetrics } from './metrics.ts';
 import { installProxyProtocol } from './proxy-protocol.ts';
-import { receivedHeader } from './received-header.ts';
 import { type ClientIdentity, decideRecipient, messageRateLimit, sizeLimitFor } from './recipient-policy.ts';
 import { REPLIES, replyText, type SmtpReply, smtpError } from './replies.ts';
 import type { SenderAuth } from './sender-auth.ts';
@@ -34,7 +35,6 @@ import {
   type IngressSettings,
   type ListenerSettings,
 } from './settings.ts';
-import type { Submitter } from './submit.ts';
 
 export interface ListenerDeps {
   settings: IngressSettings;

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { newMessageId } from '../../../services/common/message-id.ts';
+import { receivedHeader } from '../../../services/common/received-header.ts';
 import { checkMailbox, hasSourceRoute } from '../../../services/ingress/address-syntax.ts';
 import { LineEndingGuard } from '../../../services/ingress/line-ending-guard.ts';
-import { newMessageId } from '../../../services/ingress/message-id.ts';
 import { overLimit, RateWindow, slidingEstimate, windowOf } from '../../../services/ingress/rate-limit.ts';
-import { receivedHeader } from '../../../services/ingress/received-header.ts';
 
 function clean(...chunks: string[]): boolean {
   const g = new LineEndingGuard();

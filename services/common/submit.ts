@@ -7,11 +7,11 @@
 
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BodyStore } from '../common/body-store.ts';
-import { encodeContract } from '../common/contracts.ts';
-import { msgIds } from '../common/msg-ids.ts';
-import { SUBJECTS } from '../common/nats.ts';
-import type { BodyRef, Envelope } from '../common/types.ts';
+import { BodyStore } from './body-store.ts';
+import { encodeContract } from './contracts.ts';
+import { msgIds } from './msg-ids.ts';
+import { SUBJECTS } from './nats.ts';
+import type { BodyRef, Envelope } from './types.ts';
 
 /** One shard for now; the queue consumes `mail.submit.>` so more shards need no consumer change. */
 export const SUBMIT_SHARD = 0;
