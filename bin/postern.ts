@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `postern` command line.
- *   postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--ingress N]
+ *   postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--api-port N | --no-api] [--ingress N]
  *                 [--delivery N] [--nats-port N] [--nats-sync always|default] [--nats-cluster N] [--admin-port N]
  *                 [--metrics-base-port N]
  *   postern apply -f FILE [--data-dir DIR | --nats URL]
@@ -21,7 +21,8 @@ import { QueueClientError, queueCommand } from '../services/local/queue-client.t
 import { suppressionCommand } from '../services/local/suppression-client.ts';
 
 const USAGE = `usage:
-  postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--ingress N] [--delivery N]
+  postern local --config FILE [--data-dir DIR] [--smtp-port N] [--submission-port N] [--api-port N | --no-api]
+                [--ingress N] [--delivery N]
                 [--nats-port N] [--nats-sync always|default] [--nats-cluster N] [--admin-port N] [--metrics-base-port N]
   postern apply -f FILE [--data-dir DIR | --nats URL]
   postern validate -f FILE
@@ -50,6 +51,8 @@ async function local(args: string[]) {
       host: { type: 'string', default: '127.0.0.1' },
       'smtp-port': { type: 'string' },
       'submission-port': { type: 'string' },
+      'api-port': { type: 'string' },
+      'no-api': { type: 'boolean', default: false },
       ingress: { type: 'string' },
       delivery: { type: 'string' },
       'nats-port': { type: 'string' },
@@ -76,6 +79,7 @@ async function local(args: string[]) {
     host: values.host,
     smtpPort: int(values['smtp-port'], 'smtp-port'),
     submissionPort: int(values['submission-port'], 'submission-port'),
+    apiPort: values['no-api'] ? false : (int(values['api-port'], 'api-port') ?? 2580),
     ingressProcesses: int(values.ingress, 'ingress'),
     deliveryProcesses: int(values.delivery, 'delivery'),
     natsPort: int(values['nats-port'], 'nats-port'),
@@ -95,6 +99,7 @@ async function local(args: string[]) {
     msg: 'postern ready',
     smtp: `${values.host}:${handle.smtpPort}`,
     submission: `${values.host}:${handle.submissionPort}`,
+    ...(handle.apiPort !== undefined ? { api: `http://${values.host}:${handle.apiPort}/v1/messages` } : {}),
     nats: handle.natsUrl,
     admin: `http://${values.host}:${handle.adminPort}`,
     services: Object.fromEntries([...handle.supervisor.children].map(([n, c]) => [n, c.ready])),

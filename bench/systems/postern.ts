@@ -89,6 +89,8 @@ export async function startPostern(o: PosternOptions): Promise<RunningSystem> {
     String(o.delivery),
     '--ingress',
     String(o.ingress),
+    // The bench measures SMTP: no HTTP API process competing for the CPU.
+    '--no-api',
     // BENCH_POSTERN_SYNC=always: fsync every JetStream write before the PubAck, like Postfix's fsync before 250.
     '--nats-sync',
     process.env['BENCH_POSTERN_SYNC'] === 'always' ? 'always' : 'default',

@@ -2,7 +2,7 @@
  * RelayPolicy reconciler. One pass, top-down:
  * deletion (finalizer removes the KV document) → finalizer present → valid spec → referenced Secrets
  * (missing → Ready=False/SecretNotFound and retry with backoff) → resolved PolicyConfig in KV (AUTH users as
- * scrypt hashes only) → status with matchedDomains.
+ * scrypt hashes only, HTTP API keys as SHA-256 hashes only) → status with matchedDomains.
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -35,6 +35,7 @@ export function referencedSecrets(spec: RelayPolicySpec): string[] {
     spec.clients?.authSecretRef?.name,
     spec.delivery?.smarthost?.authSecretRef?.name,
     spec.arcSeal?.keySecretRef.name,
+    spec.api?.keysSecretRef.name,
   ].filter((n): n is string => !!n);
 }
 

@@ -18,6 +18,11 @@ export interface ClientIdentity {
   user?: string;
   /** Keys of the policies whose user list verified the password at AUTH. */
   authPolicies?: string[];
+  /**
+   * Key of the one policy an HTTP API key is bound to (services/api): the client is that policy's client and no
+   * other's, whatever its address, so an API key never gains what another policy's networks would allow.
+   */
+  apiPolicy?: string;
   tls: boolean;
 }
 
@@ -51,6 +56,7 @@ function networksOf(policy: PolicyConfig): BlockList {
 
 /** True when the client is one of the policy's clients: in a listed network or authenticated against it. */
 export function clientMatches(key: string, policy: PolicyConfig, client: ClientIdentity): boolean {
+  if (client.apiPolicy !== undefined) return key === client.apiPolicy;
   if (inNetworks(networksOf(policy), client.address)) return true;
   return (
     client.user !== undefined &&

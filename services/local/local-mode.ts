@@ -24,6 +24,8 @@ export interface LocalOptions {
   host?: string;
   smtpPort?: number;
   submissionPort?: number;
+  /** HTTP submission API port (default 2580; 0 = any free port); `false` runs no API process. */
+  apiPort?: number | false;
   natsPort?: number;
   /** nats-server nodes: 1 (default) or a JetStream cluster of N on loopback with every stream at R N (N ≥ 3). */
   natsCluster?: number;
@@ -50,6 +52,8 @@ export interface LocalHandle {
   supervisor: Supervisor;
   smtpPort: number;
   submissionPort: number;
+  /** The HTTP submission API's port; undefined when it was not started. */
+  apiPort?: number;
   adminPort: number;
   stop(): Promise<void>;
 }
@@ -104,6 +108,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
     let smtpPort = opts.smtpPort ?? 2525;
     let submissionPort = opts.submissionPort ?? 2587;
     let adminPort = opts.adminPort ?? 0;
+    let apiPort = opts.apiPort === false ? undefined : (opts.apiPort ?? 2580);
     let metricsPort = opts.metricsBasePort ?? 0;
     const nextMetricsPort = () => String(metricsPort === 0 ? 0 : metricsPort++);
     const common = {
@@ -176,6 +181,18 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
         },
       });
     }
+    if (apiPort !== undefined) {
+      specs.push({
+        name: 'api',
+        script: join(ROOT, 'services/api/main.ts'),
+        env: {
+          ...common,
+          POSTERN_API_HOST: host,
+          POSTERN_API_PORT: String(apiPort),
+          POSTERN_METRICS_PORT: nextMetricsPort(),
+        },
+      });
+    }
     // Queue and delivery first: ingress accepting mail is the last thing to come up. Ports bound as 0 are read
     // back from the ready line and written into the spec, so a restarted process binds the same port again.
     for (const spec of specs) {
@@ -191,13 +208,20 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
         for (const s of specs)
           if (s.name.startsWith('ingress-')) s.env['POSTERN_INGRESS_LISTENERS'] = listeners();
       }
+      if (spec.name === 'api' && apiPort === 0) {
+        apiPort = portOf(ready['api']);
+        spec.env['POSTERN_API_PORT'] = String(apiPort);
+      }
     }
 
     const pids: Record<string, number> = {};
     for (const node of natsSupervisor.nodes) pids[node.name] = node.process.pid!;
     for (const [name, c] of supervisor.children) pids[name] = c.process.pid!;
     writeFileSync(join(opts.dataDir, 'pids.json'), `${JSON.stringify(pids, null, 2)}\n`);
-    writeFileSync(join(opts.dataDir, 'state.json'), `${JSON.stringify({ natsUrl, adminPort }, null, 2)}\n`);
+    writeFileSync(
+      join(opts.dataDir, 'state.json'),
+      `${JSON.stringify({ natsUrl, adminPort, apiPort }, null, 2)}\n`,
+    );
 
     return {
       natsUrl,
@@ -206,6 +230,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       supervisor,
       smtpPort,
       submissionPort,
+      ...(apiPort !== undefined ? { apiPort } : {}),
       adminPort,
       async stop() {
         await supervisor.stopAll();

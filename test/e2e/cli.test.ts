@@ -66,6 +66,8 @@ describe('the postern command', () => {
         '0',
         '--submission-port',
         '0',
+        '--api-port',
+        '0',
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );

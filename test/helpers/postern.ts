@@ -21,6 +21,8 @@ export async function startPostern(opts: {
   deliveryProcesses?: number;
   /** nats-server nodes (local mode's --nats-cluster). */
   natsCluster?: number;
+  /** Also run the HTTP submission API (on a free port: `apiPort`). */
+  api?: boolean;
 }): Promise<TestPostern> {
   // Every lookup goes to a local DNS server (nothing leaves the machine): without one from the test, an empty
   // one that answers NXDOMAIN to every name (ingress verifies inbound senders, delivery resolves MX hosts).
@@ -33,6 +35,7 @@ export async function startPostern(opts: {
     // 0: the ingress binds free ports itself and local mode reads them back (no pick-then-bind race).
     smtpPort: 0,
     submissionPort: 0,
+    apiPort: opts.api ? 0 : false,
     env: {
       LOG_LEVEL: process.env['LOG_LEVEL'] ?? 'info',
       ...(dns ? { POSTERN_DNS_SERVERS: dns.server } : {}),

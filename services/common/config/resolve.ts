@@ -4,6 +4,7 @@
  */
 import { parseDuration } from '../durations.ts';
 import type { TlsMode } from '../types.ts';
+import { API_KEY_ID_PATTERN, hashApiKey, MIN_API_KEY_LENGTH } from './api-key.ts';
 import { hashPassword } from './password.ts';
 import {
   DEFAULT_AUTHENTICATION,
@@ -96,6 +97,7 @@ export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): Poli
     if (!privateKey) throw new MissingSecretError(`Secret ${seal.keySecretRef.name} needs key ${keyName}`);
     arcSeal = { domain: seal.domain.toLowerCase(), selector: seal.selector, privateKey };
   }
+  const apiKeys = rp.spec.api ? resolveApiKeys(rp.spec.api.keysSecretRef.name, need) : undefined;
   const retry = delivery?.retry;
   return {
     source: sourceOf(rp),
@@ -105,6 +107,7 @@ export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): Poli
     ...(senders?.domains ? { senderDomains: senders.domains.map((d) => d.toLowerCase()) } : {}),
     ...(arcSeal ? { arcSeal } : {}),
     limits: { ...limits },
+    ...(apiKeys ? { apiKeys } : {}),
     delivery: {
       pool: delivery?.pool ?? DEFAULT_POOL,
       ...(sh
@@ -129,4 +132,26 @@ export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): Poli
       tls: delivery?.tls ?? 'opportunistic',
     },
   };
+}
+
+/** The API keys Secret as (id, SHA-256) pairs; a short key or an odd id refuses the whole policy. */
+function resolveApiKeys(
+  secret: string,
+  need: (name: string) => Record<string, string>,
+): { id: string; sha256: string }[] {
+  return Object.entries(need(secret))
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([id, key]) => {
+      if (!API_KEY_ID_PATTERN.test(id)) {
+        throw new MissingSecretError(
+          `Secret ${secret}: key id "${id}" must match ${API_KEY_ID_PATTERN.source}`,
+        );
+      }
+      if (key.length < MIN_API_KEY_LENGTH) {
+        throw new MissingSecretError(
+          `Secret ${secret}: API key "${id}" is shorter than ${MIN_API_KEY_LENGTH} characters (use a random key)`,
+        );
+      }
+      return { id, sha256: hashApiKey(key) };
+    });
 }

@@ -64,6 +64,8 @@ export interface PolicyConfig {
   /** ARC-seal relayed mail with this key (RelayPolicy `arcSeal`, the PEM key resolved from its Secret). */
   arcSeal?: { domain: string; selector: string; privateKey: string };
   limits: { messageSize?: number; recipientsPerMessage?: number; messagesPerMinute?: number };
+  /** HTTP API keys bound to this policy (docs/api.md): key id and hex SHA-256 of the key, never the key. */
+  apiKeys?: { id: string; sha256: string }[];
   delivery: {
     pool: string;
     smarthost?: { host: string; port: number; tls: TlsMode; auth?: { user: string; pass: string } };

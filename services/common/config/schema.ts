@@ -163,15 +163,17 @@ export const RelayPolicySpec = Type.Object(
         authSecretRef: Type.Optional(SecretRef),
         requireTLS: Type.Optional(Type.Boolean()),
       },
-      {
-        ...strict,
-        'x-kubernetes-validations': [
-          cel(
-            '(has(self.networks) && size(self.networks) > 0) || has(self.authSecretRef)',
-            'clients needs networks or authSecretRef',
-          ),
-        ],
-      },
+      strict,
+    ),
+    /**
+     * The HTTP submission API (docs/api.md): a Secret whose data entries are key id → API key. A request with one
+     * of these keys may send what this policy's SMTP clients may send, no more. Only SHA-256 hashes reach KV.
+     */
+    api: Type.Optional(
+      Type.Object(
+        { keysSecretRef: Type.Object({ name: Type.String({ minLength: 1, maxLength: 253 }) }, strict) },
+        strict,
+      ),
     ),
     senders: Type.Optional(
       Type.Object({ domains: Type.Optional(Type.Array(Hostname, { maxItems: 1000 })) }, strict),
@@ -300,7 +302,15 @@ export const RelayPolicySpec = Type.Object(
       ),
     ),
   },
-  strict,
+  {
+    ...strict,
+    'x-kubernetes-validations': [
+      cel(
+        '(has(self.clients.networks) && size(self.clients.networks) > 0) || has(self.clients.authSecretRef) || has(self.api)',
+        'clients needs networks or authSecretRef (or api.keysSecretRef for a policy used only by the HTTP API)',
+      ),
+    ],
+  },
 );
 export type RelayPolicySpec = Static<typeof RelayPolicySpec>;
 

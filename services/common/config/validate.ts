@@ -46,8 +46,10 @@ export function validateResource(doc: unknown): string[] {
     const s = spec as RelayPolicySpec;
     for (const n of s.clients.networks ?? [])
       if (!isCidr(n)) errors.push(`spec.clients.networks: "${n}" is not a CIDR`);
-    if (!s.clients.networks?.length && !s.clients.authSecretRef) {
-      errors.push('spec.clients: needs networks or authSecretRef');
+    if (!s.clients.networks?.length && !s.clients.authSecretRef && !s.api) {
+      errors.push(
+        'spec.clients: needs networks or authSecretRef (or api.keysSecretRef for a policy used only by the HTTP API)',
+      );
     }
     errors.push(...deliveryTlsErrors(s), ...destinationErrors(s));
   }
