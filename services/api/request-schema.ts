@@ -91,6 +91,7 @@ export const StructuredRequest = Type.Object(
     attachments: Type.Optional(Type.Array(Attachment, { maxItems: 100 })),
     headers: Type.Optional(
       Type.Record(Type.String({ pattern: HEADER_NAME }), Line(998, 'Header value'), {
+        additionalProperties: false,
         description: 'Extra headers: X-*, List-*, In-Reply-To, References, Auto-Submitted, Precedence',
       }),
     ),
@@ -151,8 +152,21 @@ export function validateRequest(body: unknown): Validation {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { ok: false, field: 'body', message: 'body: must be a JSON object' };
   }
-  const check = 'raw' in body ? raw : structured;
+  const isRaw = 'raw' in body;
+  const check = isRaw ? raw : structured;
   if (check.Check(body)) return { ok: true, request: body as SubmitRequest };
+  // A property of the other shape is the likeliest mistake: name it before any missing property.
+  const known = (isRaw ? RawRequest : StructuredRequest).properties;
+  const stray = Object.keys(body).find((k) => !(k in known));
+  if (stray) {
+    return {
+      ok: false,
+      field: stray,
+      message: isRaw
+        ? `${stray}: not allowed with raw (send either raw with its envelope, or structured fields)`
+        : `${stray}: unknown property (see docs/openapi.yaml)`,
+    };
+  }
   const first = check.Errors(body).First();
   return first ? { ok: false, ...describe(first) } : { ok: false, field: 'body', message: 'body: invalid' };
 }
