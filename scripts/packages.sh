@@ -14,6 +14,7 @@ TEST_PACKAGES=(
   ldnsutils              # ldns-keygen / ldns-signzone: sign the DANE tests' zone
   haproxy                # PROXY protocol v1/v2 sender in front of the ingress (proxy-protocol tests)
   libio-socket-inet6-perl  # swaks over IPv6 (without it: "IPv6 not available: requires IO::Socket::INET6")
+  python3-venv           # venvs for the Python tools from PyPI (scripts/python-tools.sh: schemathesis)
 )
 
 # The cluster tier (scripts/test.sh cluster): a real single-node Kubernetes built here.

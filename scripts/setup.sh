@@ -3,7 +3,8 @@
 # npm dependencies (incl. the Node 24 runtime package); with --tests the Debian packages listed in
 # scripts/packages.sh (real peers: swaks with TLS, Postfix's smtp-source/smtp-sink, dnsmasq, Prometheus; the cluster
 # tier's containerd, runc, CNI plugins, buildah, iptables) and the infrastructure binaries (nats-server; with
-# --tests also etcd, the Kubernetes commands, helm, CoreDNS) cached outside the repository.
+# --tests also etcd, the Kubernetes commands, helm, CoreDNS; and schemathesis from PyPI in a venv) cached outside the
+# repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_tests=false
@@ -24,6 +25,7 @@ if $want_tests; then
   # A tool that lacks a capability the suite uses fails set-up loudly instead of failing (or skipping) tests later.
   swaks --support 2>&1 | grep -q '^=== TLS supported' || { log "swaks has no TLS support (libnet-ssleay-perl, libio-socket-ssl-perl)"; exit 1; }
   bash scripts/test-bins.sh all >/dev/null
+  bash scripts/python-tools.sh schemathesis >/dev/null
 else
   bash scripts/test-bins.sh nats >/dev/null
 fi
