@@ -633,6 +633,79 @@ describe('the Helm chart', () => {
     );
     assert.equal(rendered?.[1], '7');
   });
+
+  it('runs no HTTP API by default; api.enabled renders its Deployment, Service, Ingress and NetworkPolicy', async () => {
+    const apiObjects = (objs: KubernetesObject[]) =>
+      objs.filter((o) => o.metadata?.labels?.['app.kubernetes.io/component'] === 'api');
+    assert.deepEqual(apiObjects(renderChart(helm)), []);
+
+    const set = [
+      'api.enabled=true',
+      'api.maxRequestBytes=4000000',
+      'api.trustForwardedProto=true',
+      'api.ingress.enabled=true',
+      'api.ingress.className=nginx',
+      'api.ingress.host=mail-api.example.org',
+      'api.ingress.tls[0].secretName=mail-api-tls',
+      'api.ingress.tls[0].hosts[0]=mail-api.example.org',
+    ];
+    const objs = apiObjects(renderChart(helm, { set }));
+    assert.deepEqual(objs.map((o) => o.kind).sort(), [
+      'Deployment',
+      'Ingress',
+      'NetworkPolicy',
+      'PodDisruptionBudget',
+      'Service',
+      'ServiceAccount',
+    ]);
+    const d = byKind<V1Deployment>(objs, 'Deployment')[0]!;
+    assert.deepEqual(d.spec?.template.spec?.containers[0]?.command, ['node', 'services/api/main.ts']);
+    assert.equal(envOf(d, 'POSTERN_API_PORT'), '2580');
+    assert.equal(envOf(d, 'POSTERN_API_MAX_REQUEST_BYTES'), '4000000');
+    assert.equal(envOf(d, 'POSTERN_API_TRUST_FORWARDED_PROTO'), 'true');
+    type Svc = KubernetesObject & { spec: { type: string; ports: { port: number; targetPort: string }[] } };
+    const svc = byKind<Svc>(objs, 'Service')[0]!;
+    assert.equal(svc.spec.type, 'ClusterIP');
+    assert.deepEqual(
+      svc.spec.ports.map((p) => `${p.port}->${p.targetPort}`),
+      ['80->http'],
+    );
+    type Ing = KubernetesObject & {
+      spec: {
+        rules: {
+          host: string;
+          http: { paths: { path: string; backend: { service: { name: string } } }[] };
+        }[];
+      };
+    };
+    const rule = byKind<Ing>(objs, 'Ingress')[0]!.spec.rules[0]!;
+    assert.equal(rule.host, 'mail-api.example.org');
+    assert.deepEqual(
+      rule.http.paths.map((p) => `${p.path}->${p.backend.service.name}`),
+      ['/v1/->mta-postern-api'],
+    );
+    const failures: string[] = [];
+    for (const obj of objs) {
+      await createStrict(cp.kubeConfig, obj, true).catch((err: Error) => {
+        failures.push(`${objectRef(obj)}: ${(err as { body?: string }).body ?? err.message}`);
+      });
+    }
+    assert.deepEqual(failures, [], 'the API server accepts the API objects (server-side dry-run)');
+
+    const noHost = runHelm(helm, [
+      'template',
+      'mta',
+      CHART_DIR,
+      '--kube-version',
+      '1.34.4',
+      '--set',
+      'api.enabled=true',
+      '--set',
+      'api.ingress.enabled=true',
+    ]);
+    assert.notEqual(noHost.code, 0);
+    assert.match(noHost.stderr, /api\.ingress\.host is required/);
+  });
 });
 
 /** The cached nats-server binary (the same one the integration tier runs). */
