@@ -98,6 +98,11 @@ describe('the generated CRDs on a real kube-apiserver', () => {
 
   it('refuses what only CEL can say: clients without networks or users, inbound without a target', async () => {
     await refused(create('RelayPolicy', 'no-clients', { clients: {} }), /networks or authSecretRef/);
+    // A policy used only by the HTTP API needs no SMTP clients.
+    await create('RelayPolicy', 'api-only', {
+      clients: {},
+      api: { keysSecretRef: { name: 'app-api-keys' } },
+    });
     await refused(
       create('MailDomain', 'no-target', { domain: 'example.com', inbound: { enabled: true } }),
       /deliverTo is required/,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -266,6 +267,40 @@ describe('MailDomain and RelayPolicy reconcilers (real kube-apiserver, real nats
       return p?.users.some((u) => u.name === 'bob') ? p : undefined;
     });
     assert.ok(verifyPassword('builder', doc.users.find((u) => u.name === 'bob')!.hash));
+  });
+
+  it('an API-only policy publishes SHA-256 hashes of its keys (never a key) and follows Secret changes', async () => {
+    const key = 'api-key-0123456789abcdefghijklmnopqrstuvwxyz';
+    await core.createNamespacedSecret({
+      namespace: NS,
+      body: { metadata: { name: 'app-api-keys' }, stringData: { ci: key } },
+    });
+    await create('RelayPolicy', 'relaypolicies', 'app-api', {
+      clients: {},
+      api: { keysSecretRef: { name: 'app-api-keys' } },
+      senders: { domains: ['app.example'] },
+    });
+    await waitReady('relaypolicies', 'app-api');
+    const doc = await waitFor('API keys in KV', async () => store.snapshot().policies.get(`${NS}.app-api`));
+    assert.deepEqual(doc.apiKeys, [{ id: 'ci', sha256: createHash('sha256').update(key).digest('hex') }]);
+    assert.doesNotMatch(JSON.stringify(doc), new RegExp(key), 'no clear-text API key in KV');
+    await core.replaceNamespacedSecret({
+      name: 'app-api-keys',
+      namespace: NS,
+      body: { metadata: { name: 'app-api-keys' }, stringData: { ci: key, crm: `${key}-crm` } },
+    });
+    await waitFor('the added key in KV', async () =>
+      store
+        .snapshot()
+        .policies.get(`${NS}.app-api`)
+        ?.apiKeys?.some((k) => k.id === 'crm'),
+    );
+    await core.replaceNamespacedSecret({
+      name: 'app-api-keys',
+      namespace: NS,
+      body: { metadata: { name: 'app-api-keys' }, stringData: { ci: 'too-short' } },
+    });
+    await waitReady('relaypolicies', 'app-api', 'False', 'SecretNotFound');
   });
 
   it('a network-only policy matches every sender domain; deleting it removes its KV document', async () => {
