@@ -73,9 +73,10 @@ function readBody(req: IncomingMessage, cap: number): Promise<Buffer> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > cap) {
-        // Stop reading; the 413 goes out with Connection: close and Node then closes the socket.
+        // Stop keeping it but let the rest drain (discarded): closing a socket with unread input makes the kernel
+        // send RST, and the client could lose the 413 before reading it. The 413 carries Connection: close.
         req.removeAllListeners('data');
-        req.pause();
+        req.resume();
         reject(new HttpError(413, 'request-too-large', `request body exceeds ${cap} bytes`, 'body', close));
         return;
       }
