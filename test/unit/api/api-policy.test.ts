@@ -6,6 +6,7 @@ import { hashApiKey } from '../../../services/common/config/api-key.ts';
 import { resolveRelayPolicy } from '../../../services/common/config/resolve.ts';
 import type { ConfigSnapshot, PolicyConfig } from '../../../services/common/config/resolved.ts';
 import { DEFAULT_RETRY } from '../../../services/common/config/resolved.ts';
+import { validateResource } from '../../../services/common/config/validate.ts';
 
 function policy(p: Partial<PolicyConfig>): PolicyConfig {
   return {
@@ -102,6 +103,24 @@ describe('API keys and what they may send', () => {
     assert.equal(sizeLimit(app, snapshot, 1_000_000), 2048);
     assert.equal(sizeLimit(apiClient('::1', 'prod.tls', true), snapshot, 1_000_000), 1_000_000);
     assert.equal(rateLimit(app, snapshot), 10);
+  });
+
+  it('postern validate (like the CRD) accepts a policy used only by the API and refuses one with no clients at all', () => {
+    const doc = (spec: unknown) => ({
+      apiVersion: 'postern.dev/v1alpha1',
+      kind: 'RelayPolicy',
+      metadata: { name: 'p' },
+      spec,
+    });
+    assert.deepEqual(validateResource(doc({ clients: {}, api: { keysSecretRef: { name: 'keys' } } })), []);
+    assert.match(
+      validateResource(doc({ clients: {} })).join('\n'),
+      /needs networks or authSecretRef \(or api\.keysSecretRef/,
+    );
+    assert.match(
+      validateResource(doc({ clients: {}, api: { keysSecretRef: { name: 'k', key: 'x' } } })).join('\n'),
+      /key/,
+    );
   });
 
   it('resolving a policy stores SHA-256 hashes of its keys, never a key, and refuses short keys', () => {
