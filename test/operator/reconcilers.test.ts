@@ -249,7 +249,11 @@ describe('MailDomain and RelayPolicy reconcilers (real kube-apiserver, real nats
       store.snapshot().policies.get(`${NS}.submission`),
     );
     assert.equal(doc.delivery.pool, 'bulk');
-    assert.deepEqual(doc.delivery.retry, { scheduleMs: [60_000, 600_000], maxLifetimeMs: 2 * 86_400_000 });
+    assert.deepEqual(doc.delivery.retry, {
+      scheduleMs: [60_000, 600_000],
+      maxLifetimeMs: 2 * 86_400_000,
+      delayWarningMs: 4 * 3_600_000, // RFC 3461 NOTIFY=DELAY default, like Postfix's delay_warning_time
+    });
     assert.equal(doc.users.length, 1);
     assert.equal(doc.users[0]?.name, 'alice');
     assert.ok(verifyPassword('wonderland', doc.users[0]!.hash));
