@@ -58,6 +58,8 @@ export interface LocalHandle {
   stop(): Promise<void>;
 }
 
+/** V8 old-space cap per service in local mode (MiB); measured in docs/bench.md "Memory". */
+export const DEFAULT_HEAP_MIB = 128;
 /** The port of a `host:port` address from a ready line. */
 function portOf(address: unknown): number {
   const port = Number(/:(\d+)$/.exec(String(address))?.[1]);
@@ -119,6 +121,8 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       ...opts.env,
     };
     const ingressCount = opts.ingressProcesses ?? 1;
+    // Every service's V8 old space is capped (ChildSpec.heapMiB): POSTERN_HEAP_MIB, 0 for V8's own sizing.
+    const heapMiB = Number(process.env['POSTERN_HEAP_MIB'] ?? DEFAULT_HEAP_MIB) || undefined;
     const listeners = () =>
       JSON.stringify([
         { name: 'mx', host, port: smtpPort, mode: 'relay', ...ingressSettings.listeners.mx },
@@ -140,6 +144,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       {
         name: 'queue',
         script: join(ROOT, 'services/queue/main.ts'),
+        heapMiB,
         env: {
           ...common,
           POSTERN_ADMIN_HOST: host,
@@ -159,6 +164,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
         specs.push({
           name: pool === DEFAULT_POOL ? `delivery-${i}` : `delivery-${pool}-${i}`,
           script: join(ROOT, 'services/delivery/main.ts'),
+          heapMiB,
           env: {
             POSTERN_ALLOW_LOOPBACK_MX: 'true',
             ...common,
@@ -172,6 +178,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       specs.push({
         name: `ingress-${i}`,
         script: join(ROOT, 'services/ingress/main.ts'),
+        heapMiB,
         env: {
           ...common,
           ...ingressSettings.env,
