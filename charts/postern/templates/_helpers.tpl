@@ -98,6 +98,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: POSTERN_DNS_SERVERS
   value: {{ join "," . | quote }}
 {{- end }}
+{{- if .Values.nodeHeapMiB }}
+- name: NODE_OPTIONS
+  value: {{ printf "--max-old-space-size=%d" (int .Values.nodeHeapMiB) | quote }}
+{{- end }}
 - name: POD_NAME
   valueFrom:
     fieldRef:
