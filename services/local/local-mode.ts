@@ -156,6 +156,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       {
         name: 'webhooks',
         script: join(ROOT, 'services/webhooks/main.ts'),
+        heapMiB,
         env: { ...common, POSTERN_METRICS_PORT: nextMetricsPort() },
       },
     ];
@@ -192,6 +193,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       specs.push({
         name: 'api',
         script: join(ROOT, 'services/api/main.ts'),
+        heapMiB,
         env: {
           ...common,
           POSTERN_API_HOST: host,
