@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { ProfileSummary } from './lib/cpu-profile.ts';
 import type { MachineInfo } from './lib/machine.ts';
 import { lineChart } from './lib/svg-chart.ts';
+import { costSection } from './report-cost.ts';
 import type { RunResult } from './runner.ts';
 
 export interface ReportInput {
@@ -94,7 +95,10 @@ export function writeReport(dir: string, input: ReportInput): void {
       `Node ${machine.node}; ${machine.natsServer}; Postfix ${machine.postfix}; 1-min load at the end ${machine.load1m}.`,
     '',
     'Caveat: the load generator, the sink and the system under test share these cores; other engineers’ test ' +
-      'runs may have shared them too while this ran. Compare systems within a pair, not across reports.',
+      'runs may have shared them too while this ran. Compare systems within a pair, not across reports. ' +
+      'Throughput (msgs/s) and latency depend on that sharing; CPU µs per message and JetStream writes per ' +
+      'message (“Cost per message”) hardly do: CPU time is charged to the process that used it, and writes ' +
+      'are counted by the server.',
     '',
   ];
   if (input.skipped.length) md.push('Skipped:', ...input.skipped.map((s) => `- ${s}`), '');
@@ -144,6 +148,7 @@ export function writeReport(dir: string, input: ReportInput): void {
         md.push(row([r.scenario, r.system, u.role, u.processes, u.cpuSeconds, mb(u.peakRssBytes)]));
     md.push('', 'Single process: kernel VmHWM. Several processes of one role: peak of their summed PSS.', '');
   }
+  md.push(...costSection(results));
   const halfPeak = results.filter((r) => r.scenario.startsWith('latency-'));
   if (halfPeak.length)
     md.push(

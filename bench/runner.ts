@@ -5,7 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { ProcSampler, type RoleUsage } from './lib/proc-stats.ts';
+import { diffSnapshots, JetStreamProbe, type JetStreamWrites } from './lib/jetstream-stats.ts';
+import { ProcSampler, type RoleUsage, readProc } from './lib/proc-stats.ts';
 import type { Sink } from './lib/sink-client.ts';
 import { type Latency, latency, rate, timeline } from './lib/stats.ts';
 import type { GeneratorOptions, GeneratorResult } from './load-generator.ts';
@@ -46,6 +47,13 @@ export interface RunResult {
   /** Peak of the summed PSS of all the system's processes (bytes). */
   peakTotalMemoryBytes: number;
   cpuSecondsTotal: number;
+  /**
+   * CPU of the bench's own load generator (bench generator or smtp-source: the bench process's reaped children,
+   * cutime + cstime) and of the sink process over the same window; not part of `usage` or `cpuSecondsTotal`.
+   */
+  harnessCpuSeconds: { generator: number; sink: number };
+  /** JetStream writes per stream over the run (systems with `natsUrl`: Postern). */
+  jetstream?: JetStreamWrites;
   /** Delivered msgs/s per 0.5 s from the first message sent. */
   deliveredTimeline: Array<[number, number]>;
 }
@@ -133,7 +141,26 @@ export async function measure(opts: {
   /** How long to wait for deliveries after the load ends (bounded). */
   drainDeadlineMs?: number;
 }): Promise<RunResult> {
+  const probe = opts.sys.natsUrl ? await JetStreamProbe.connect(opts.sys.natsUrl) : undefined;
+  try {
+    return await measureWith(opts, probe);
+  } finally {
+    await probe?.close();
+  }
+}
+
+async function measureWith(
+  opts: Parameters<typeof measure>[0],
+  probe: JetStreamProbe | undefined,
+): Promise<RunResult> {
   const { sys, sink, load } = opts;
+  // The warm-up's tail (results, state deletes, events after its last arrival) must not count in this run.
+  const jsBefore = probe ? (await probe.settle()).snap : undefined;
+  const harnessCpu = () => ({
+    generator: readProc(process.pid)?.childCpuSeconds ?? 0,
+    sink: readProc(sink.pid)?.cpuSeconds ?? 0,
+  });
+  const harness0 = harnessCpu();
   const sampler = new ProcSampler(() => sys.processes());
   sampler.start();
   const t0 = performance.timeOrigin + performance.now();
@@ -171,7 +198,16 @@ export async function measure(opts: {
   const expected = accepted * load.recipients;
   const counts = await sink.waitFor(expected, opts.drainDeadlineMs ?? 10 * 60_000);
   const snap = await sink.snapshot();
+  // Work after the last arrival (results, state deletes, events) is part of each message's cost: wait until
+  // JetStream stops moving (bounded), then stop the CPU sampler too.
+  let jetstream: JetStreamWrites | undefined;
+  if (probe && jsBefore) {
+    const s = await probe.settle();
+    jetstream = diffSnapshots(jsBefore, s.snap, s);
+  }
   const usage = sampler.stop();
+  const harness1 = harnessCpu();
+  const round2 = (x: number) => Math.round(x * 100) / 100;
   const lastArrival = snap.arrivals.reduce((a, b) => Math.max(a, b), 0);
   const received = snap.arrivals.length;
   return {
@@ -193,7 +229,12 @@ export async function measure(opts: {
     wallSeconds: Math.round((Math.max(lastArrival, lastAcceptedAt) - t0) / 100) / 10,
     usage,
     peakTotalMemoryBytes: sampler.rssTimeline.reduce((m, [, b]) => Math.max(m, b), 0),
-    cpuSecondsTotal: Math.round(usage.reduce((s, u) => s + u.cpuSeconds, 0) * 100) / 100,
+    cpuSecondsTotal: round2(usage.reduce((s, u) => s + u.cpuSeconds, 0)),
+    harnessCpuSeconds: {
+      generator: round2(harness1.generator - harness0.generator),
+      sink: round2(harness1.sink - harness0.sink),
+    },
+    ...(jetstream ? { jetstream } : {}),
     deliveredTimeline: timeline(snap.arrivals, t0),
   };
 }

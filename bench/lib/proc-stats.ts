@@ -19,6 +19,8 @@ export interface ProcSample {
   hwmBytes: number;
   /** Proportional set size: shared pages split between sharers, so sums over processes are honest. */
   pssBytes: number;
+  /** Bytes this process (and the children it reaped) caused to be written to storage (/proc/<pid>/io). */
+  diskWriteBytes: number;
 }
 
 /** Reads one process; undefined when it has gone. */
@@ -43,6 +45,7 @@ export function readProc(pid: number): ProcSample | undefined {
       rssBytes: kb('VmRSS'),
       hwmBytes: kb('VmHWM'),
       pssBytes: pss(pid),
+      diskWriteBytes: diskWrites(pid),
     };
   } catch {
     return undefined;
@@ -58,12 +61,26 @@ function pss(pid: number): number {
   }
 }
 
+/**
+ * `write_bytes` of /proc/<pid>/io: bytes the process caused to be sent to the storage layer, accounted when a
+ * page is dirtied (so before any fsync), including children it reaped (Postfix's master); 0 when unreadable.
+ */
+function diskWrites(pid: number): number {
+  try {
+    return Number(/^write_bytes:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 /** Per-role resource use over one run. */
 export interface RoleUsage {
   role: string;
   cpuSeconds: number;
   peakRssBytes: number;
   processes: number;
+  /** Bytes written to storage during the run (page-cache dirtying, see diskWrites). */
+  diskWriteBytes: number;
 }
 
 /**
@@ -105,7 +122,10 @@ export class ProcSampler {
       this.roleOf.set(pid, role);
       // A process born after start() counts from zero (its whole life is in the run).
       if (!this.first.has(pid))
-        this.first.set(pid, this.initial ? s : { ...s, cpuSeconds: 0, childCpuSeconds: 0 });
+        this.first.set(
+          pid,
+          this.initial ? s : { ...s, cpuSeconds: 0, childCpuSeconds: 0, diskWriteBytes: 0 },
+        );
       this.last.set(pid, s);
       totals.set(role, (totals.get(role) ?? 0) + s.pssBytes);
       sum += s.pssBytes;
@@ -123,7 +143,8 @@ export class ProcSampler {
     for (const [pid, lastSample] of this.last) {
       const role = this.roleOf.get(pid) ?? 'other';
       const firstSample = this.first.get(pid) ?? lastSample;
-      const u = out.get(role) ?? { role, cpuSeconds: 0, peakRssBytes: 0, processes: 0 };
+      const u = out.get(role) ?? { role, cpuSeconds: 0, peakRssBytes: 0, processes: 0, diskWriteBytes: 0 };
+      u.diskWriteBytes += lastSample.diskWriteBytes - firstSample.diskWriteBytes;
       u.cpuSeconds +=
         lastSample.cpuSeconds -
         firstSample.cpuSeconds +

@@ -74,6 +74,7 @@ export async function startPostern(o: PosternOptions): Promise<RunningSystem> {
   if (o.to.dns) env['POSTERN_DNS_SERVERS'] = `${o.to.dns.host}:${o.to.dns.port}`;
   if (o.nodeOptions) env['NODE_OPTIONS'] = o.nodeOptions;
   Object.assign(env, o.env);
+  const natsNodes = Number(process.env['BENCH_POSTERN_NATS_CLUSTER'] ?? 1);
   const args = [
     join(ROOT, 'bin/postern.ts'),
     'local',
@@ -94,6 +95,9 @@ export async function startPostern(o: PosternOptions): Promise<RunningSystem> {
     // BENCH_POSTERN_SYNC=always: fsync every JetStream write before the PubAck, like Postfix's fsync before 250.
     '--nats-sync',
     process.env['BENCH_POSTERN_SYNC'] === 'always' ? 'always' : 'default',
+    // BENCH_POSTERN_NATS_CLUSTER=3: a 3-node JetStream cluster on this box, streams at R3 (cost of replication).
+    '--nats-cluster',
+    String(natsNodes),
   ];
   const child: ChildProcess = spawn(join(ROOT, 'node_modules/.bin/node'), args, {
     env,
@@ -151,11 +155,15 @@ export async function startPostern(o: PosternOptions): Promise<RunningSystem> {
     throw new Error(`${(err as Error).message}; log: ${o.logFile}\n${log.slice(-15).join('\n')}`);
   }
   const pids = JSON.parse(readFileSync(join(o.dir, 'data', 'pids.json'), 'utf8')) as Record<string, number>;
+  const { natsUrl } = JSON.parse(readFileSync(join(o.dir, 'data', 'state.json'), 'utf8')) as {
+    natsUrl: string;
+  };
   const roles = new Map<number, string>([[child.pid!, 'supervisor']]);
   for (const [name, pid] of Object.entries(pids)) roles.set(pid, name.replace(/-\d+$/, ''));
   return {
-    label: `postern (${o.route}${o.delivery > 1 ? `, ${o.delivery} delivery` : ''}${o.ingress > 1 ? `, ${o.ingress} ingress` : ''})`,
+    label: `postern (${o.route}${o.delivery > 1 ? `, ${o.delivery} delivery` : ''}${o.ingress > 1 ? `, ${o.ingress} ingress` : ''}${natsNodes > 1 ? `, nats×${natsNodes}` : ''})`,
     smtp: { host: '127.0.0.1', port: o.smtpPort },
+    natsUrl,
     processes: () => roles,
     stop,
   };

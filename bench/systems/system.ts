@@ -15,6 +15,8 @@ export interface RunningSystem {
   /** Label used in tables, e.g. "postern", "postfix", "postern (mx, 4 delivery)". */
   label: string;
   smtp: { host: string; port: number };
+  /** The system's NATS (Postern): the bench reads JetStream stream state before and after a run. */
+  natsUrl?: string;
   /** Live processes and their role (e.g. "ingress", "delivery", "postfix:smtpd"), re-read each sample. */
   processes(): Map<number, string>;
   /** Stops everything it started; resolves when gone. Safe to call twice. */
