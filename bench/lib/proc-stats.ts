@@ -94,6 +94,8 @@ export class ProcSampler {
   private readonly last = new Map<number, ProcSample>();
   private readonly roleOf = new Map<number, string>();
   private readonly peakRssTotal = new Map<string, number>();
+  private readonly seenAt = new Map<number, number>();
+  private ticks = 0;
   private timer: NodeJS.Timeout | undefined;
   /** Sum of PSS over all sampled processes, per tick: [ms since start, bytes]. */
   readonly rssTimeline: Array<[number, number]> = [];
@@ -113,6 +115,7 @@ export class ProcSampler {
   }
 
   tick(): void {
+    this.ticks += 1;
     const roles = this.discover();
     const totals = new Map<string, number>();
     let sum = 0;
@@ -127,6 +130,7 @@ export class ProcSampler {
           this.initial ? s : { ...s, cpuSeconds: 0, childCpuSeconds: 0, diskWriteBytes: 0 },
         );
       this.last.set(pid, s);
+      this.seenAt.set(pid, this.ticks);
       totals.set(role, (totals.get(role) ?? 0) + s.pssBytes);
       sum += s.pssBytes;
     }
@@ -139,16 +143,28 @@ export class ProcSampler {
   stop(): RoleUsage[] {
     this.tick();
     if (this.timer) clearInterval(this.timer);
+    // A sampled child that exited during the run was counted by its own samples, and its parent's cutime/cstime
+    // and /proc/<pid>/io then grew by its whole life when the parent reaped it (Postfix's master reaps cleanup,
+    // smtp…): take what was already counted back out of the parent, so nothing counts twice.
+    const reaped = new Map<number, { cpu: number; disk: number }>();
+    for (const [pid, s] of this.last) {
+      if (this.seenAt.get(pid) === this.ticks || !this.last.has(s.ppid)) continue;
+      const r = reaped.get(s.ppid) ?? { cpu: 0, disk: 0 };
+      r.cpu += s.cpuSeconds + s.childCpuSeconds;
+      r.disk += s.diskWriteBytes;
+      reaped.set(s.ppid, r);
+    }
     const out = new Map<string, RoleUsage>();
     for (const [pid, lastSample] of this.last) {
       const role = this.roleOf.get(pid) ?? 'other';
       const firstSample = this.first.get(pid) ?? lastSample;
+      const counted = reaped.get(pid) ?? { cpu: 0, disk: 0 };
       const u = out.get(role) ?? { role, cpuSeconds: 0, peakRssBytes: 0, processes: 0, diskWriteBytes: 0 };
-      u.diskWriteBytes += lastSample.diskWriteBytes - firstSample.diskWriteBytes;
+      u.diskWriteBytes += Math.max(0, lastSample.diskWriteBytes - firstSample.diskWriteBytes - counted.disk);
       u.cpuSeconds +=
         lastSample.cpuSeconds -
         firstSample.cpuSeconds +
-        (lastSample.childCpuSeconds - firstSample.childCpuSeconds);
+        Math.max(0, lastSample.childCpuSeconds - firstSample.childCpuSeconds - counted.cpu);
       // One process: the kernel's RSS high-water mark. Several processes of one role (Postfix's smtp
       // workers): the peak of their summed PSS, since summing RSS would count shared libraries N times.
       u.peakRssBytes = Math.max(u.peakRssBytes, lastSample.hwmBytes);
