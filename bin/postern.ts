@@ -10,11 +10,13 @@
  *   postern suppression list|show|add|remove|export|import [ADDRESS|FILE] [--domain D] [--reason R] [--note TEXT]
  *                       [--expires 30d] [--format csv|json] [--skip-invalid] [--json] [--data-dir DIR | --admin URL]
  */
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectNats } from '../services/common/nats.ts';
-import { ConfigFileError, loadConfigFile, writeConfig } from '../services/local/config-file.ts';
+import { parseKeyFile, SECRETS_KEY_FILE_ENV, secretBox } from '../services/common/secrets.ts';
+import { ConfigFileError, loadConfigFile, localKeyFile, writeConfig } from '../services/local/config-file.ts';
 import { destinationsCommand } from '../services/local/destinations-client.ts';
 import { startLocal } from '../services/local/local-mode.ts';
 import { QueueClientError, queueCommand } from '../services/local/queue-client.ts';
@@ -127,7 +129,10 @@ async function apply(args: string[]) {
     },
   });
   if (!values.file) fail(`apply needs -f FILE\n${USAGE}`);
-  const entries = loadConfigFile(values.file);
+  // Seal with the running instance's key; an instance elsewhere (--nats) needs POSTERN_SECRETS_KEY_FILE.
+  const keyFile = process.env[SECRETS_KEY_FILE_ENV] ?? localKeyFile(values['data-dir']);
+  const box = existsSync(keyFile) ? secretBox(parseKeyFile(readFileSync(keyFile, 'utf8'))) : undefined;
+  const entries = loadConfigFile(values.file, box);
   let url = values.nats;
   if (!url) {
     try {
@@ -150,7 +155,8 @@ async function apply(args: string[]) {
 function validate(args: string[]) {
   const { values } = parseArgs({ args, options: { file: { type: 'string', short: 'f' } } });
   if (!values.file) fail(`validate needs -f FILE\n${USAGE}`);
-  const entries = loadConfigFile(values.file);
+  // Validation resolves Secrets like apply does; a throwaway key seals them, nothing is written.
+  const entries = loadConfigFile(values.file, secretBox([randomBytes(32)]));
   process.stdout.write(`valid: ${[...entries.keys()].join(', ')}\n`);
 }
 

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { WEBHOOK_BUCKET } from '../services/common/config/webhook.ts';
 import { retryUntilDone } from '../services/common/retry.ts';
+import { type SecretBox, secretBoxFromEnv } from '../services/common/secrets.ts';
 import { type Autoscaler, startAutoscaler } from './autoscaler/autoscaler.ts';
 import type { PoolSettings } from './autoscaler/pools.ts';
 import { ConfigKv } from './controllers/config-kv.ts';
@@ -78,6 +79,11 @@ export interface StartOperatorOptions {
   logger: Logger;
   registry: Registry;
   settings?: Partial<OperatorSettings>;
+  /**
+   * Seals smarthost passwords and DKIM keys before they are written to KV (services/common/secrets.ts);
+   * default: the key file of $POSTERN_SECRETS_KEY_FILE. Without one, resources needing a secret are not Ready.
+   */
+  secretBox?: SecretBox | undefined;
 }
 
 export interface Operator {
@@ -106,6 +112,7 @@ async function startTerm(
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const kv = await ConfigKv.open(nc);
   const webhookKv = await ConfigKv.open(nc, WEBHOOK_BUCKET, 1);
+  const secretBox = o.secretBox ?? secretBoxFromEnv();
   const events = new EventRecorder(kubeConfig, logger);
   const informerOpts = {
     kubeConfig,
@@ -142,7 +149,15 @@ async function startTerm(
   const mdController = new Controller({
     ...common,
     kind: 'MailDomain',
-    reconcile: mailDomainReconciler({ informer: domains, resources: domainsApi, core, kv, events, logger }),
+    reconcile: mailDomainReconciler({
+      informer: domains,
+      resources: domainsApi,
+      core,
+      kv,
+      events,
+      logger,
+      secretBox,
+    }),
   });
   const rpController = new Controller({
     ...common,
@@ -154,6 +169,7 @@ async function startTerm(
       kv,
       events,
       logger,
+      secretBox,
     }),
   });
   const whController = new Controller({

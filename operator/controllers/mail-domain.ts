@@ -5,10 +5,11 @@
  */
 import type { CoreV1Api, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { resolveMailDomain } from '../../services/common/config/resolve.ts';
-import { domainKey } from '../../services/common/config/resolved.ts';
+import { MissingSecretError, resolveMailDomain } from '../../services/common/config/resolve.ts';
+import { type DomainConfig, domainKey } from '../../services/common/config/resolved.ts';
 import type { MailDomain, MailDomainSpec } from '../../services/common/config/schema.ts';
 import { validateResource } from '../../services/common/config/validate.ts';
+import { type SecretBox, sealedValuesIn, stableBox } from '../../services/common/secrets.ts';
 import type { Reconcile } from '../runtime/controller.ts';
 import type { CustomResources } from '../runtime/custom-resources.ts';
 import type { EventRecorder } from '../runtime/events.ts';
@@ -26,6 +27,8 @@ export interface MailDomainDeps {
   kv: ConfigKv;
   events: EventRecorder;
   logger: Logger;
+  /** Seals DKIM keys before they go to KV (services/common/secrets.ts); without it a DKIM domain is not Ready. */
+  secretBox?: SecretBox | undefined;
 }
 
 /** The MailDomain that owns a domain among several claimants: the oldest, ties broken by namespace/name. */
@@ -98,10 +101,16 @@ export function mailDomainReconciler(deps: MailDomainDeps): Reconcile {
     for (const k of await kv.keysFrom('domain.', key)) {
       if (k !== domainKey(domain)) await kv.removeIfFrom(k, key);
     }
-    const wrote = await kv.putIfChanged(
-      domainKey(domain),
-      resolveMailDomain(md as unknown as MailDomain, privateKey),
-    );
+    const box = deps.secretBox && stableBox(deps.secretBox, sealedValuesIn(await kv.read(domainKey(domain))));
+    let doc: DomainConfig;
+    try {
+      doc = resolveMailDomain(md as unknown as MailDomain, privateKey, box);
+    } catch (err) {
+      if (!(err instanceof MissingSecretError)) throw err;
+      await writeStatus(deps, md, { Ready: ['False', 'NoSecretsKey', err.message] });
+      throw err;
+    }
+    const wrote = await kv.putIfChanged(domainKey(domain), doc);
     if (wrote) deps.logger.info({ key, domain }, 'domain config published');
 
     await writeStatus(

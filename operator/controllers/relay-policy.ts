@@ -11,6 +11,7 @@ import { MissingSecretError, resolveRelayPolicy } from '../../services/common/co
 import { type PolicyConfig, policyKey } from '../../services/common/config/resolved.ts';
 import type { RelayPolicy, RelayPolicySpec } from '../../services/common/config/schema.ts';
 import { validateResource } from '../../services/common/config/validate.ts';
+import { type SecretBox, sealedValuesIn, stableBox } from '../../services/common/secrets.ts';
 import type { Reconcile } from '../runtime/controller.ts';
 import type { CustomResources } from '../runtime/custom-resources.ts';
 import type { EventRecorder } from '../runtime/events.ts';
@@ -27,6 +28,8 @@ export interface RelayPolicyDeps {
   kv: ConfigKv;
   events: EventRecorder;
   logger: Logger;
+  /** Seals smarthost passwords before they go to KV (services/common/secrets.ts). */
+  secretBox?: SecretBox | undefined;
 }
 
 /** Names of the Secrets a policy reads (in its own namespace). */
@@ -89,7 +92,8 @@ export function relayPolicyReconciler(deps: RelayPolicyDeps): Reconcile {
     };
     let doc: PolicyConfig;
     try {
-      doc = resolveRelayPolicy(rp as unknown as RelayPolicy, lookup);
+      const box = deps.secretBox && stableBox(deps.secretBox, sealedValuesIn(await kv.read(kvKey)));
+      doc = resolveRelayPolicy(rp as unknown as RelayPolicy, lookup, box);
     } catch (err) {
       if (!(err instanceof MissingSecretError)) throw err;
       await writeStatus(deps, rp, { Ready: ['False', 'SecretNotFound', err.message] });

@@ -8,6 +8,7 @@
  * was in flight before the field existed). A change that old readers cannot take raises the version.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import type { Sealed } from './secrets.ts';
 
 export const CONTRACT_VERSION = 1;
 const Version = Type.Optional(Type.Literal(CONTRACT_VERSION));
@@ -69,6 +70,20 @@ export const TlsFacts = Type.Object({
 });
 export type TlsFacts = Static<typeof TlsFacts>;
 
+/**
+ * A secret sealed by services/common/secrets.ts (`sealed:v1:…`); only delivery opens it. Statically a `Sealed`, so
+ * a plain string cannot be put there by mistake. Not pattern-checked at run time: a job queued by a version before
+ * sealing still validates, and delivery uses such a legacy clear-text value as it is (docs/secrets.md).
+ */
+export const SealedText = Type.Unsafe<Sealed>(Type.String());
+
+/**
+ * Smarthost credentials: the password sealed for `SECRET_CONTEXT.smarthostPassword(host, port, user)`; delivery
+ * opens it just before AUTH.
+ */
+export const SmarthostAuth = Type.Object({ user: Type.String(), pass: SealedText });
+export type SmarthostAuth = Static<typeof SmarthostAuth>;
+
 /** Where a recipient's mail goes, decided by the queue at routing time. */
 export const Route = Type.Union([
   /** Relay to the recipient domain's MX hosts (RFC 5321 §5). */
@@ -79,7 +94,7 @@ export const Route = Type.Union([
     host: Type.String(),
     port: Type.Integer(),
     tls: TlsMode,
-    auth: Type.Optional(Type.Object({ user: Type.String(), pass: Type.String() })),
+    auth: Type.Optional(SmarthostAuth),
   }),
   /** Hand inbound mail to the domain's mailbox store. */
   Type.Object({
@@ -213,10 +228,8 @@ const JobFields = {
       token: Type.Optional(Type.Object({ site: Type.String(), at: Type.Number() })),
     }),
   ),
-  /** DKIM signing key for the sender domain, when it has one. */
-  dkim: Type.Optional(
-    Type.Object({ domain: Type.String(), selector: Type.String(), privateKey: Type.String() }),
-  ),
+  /** DKIM signing key for the sender domain, when it has one; sealed (services/common/secrets.ts), delivery opens it. */
+  dkim: Type.Optional(Type.Object({ domain: Type.String(), selector: Type.String(), privateKey: SealedText })),
   /** The message's RFC 3461 parameters, narrowed to this job's recipients: passed on to a next hop with DSN. */
   dsn: Type.Optional(DsnParams),
   /** A delay warning (RFC 3464 Action: delayed) was sent for this job's recipients: never a second one. */

@@ -76,7 +76,7 @@ async function attempt(job: DeliveryJob, ctx: DeliverContext, site: JobSite | un
     return done(outcomesForAll(job.recipients, err as ErrorLike));
   }
   if (job.dkim) {
-    const signed = await signMessage(raw, job.dkim);
+    const signed = await signMessage(raw, job.dkim, ctx.secrets);
     if (signed.error)
       log.warn({ err: signed.error, domain: job.dkim.domain }, 'DKIM signing failed; sending unsigned');
     raw = signed.raw;

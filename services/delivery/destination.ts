@@ -9,6 +9,7 @@
 import { validateMx } from 'mailauth/lib/mta-sts.js';
 import mxConnect from 'mx-connect';
 import { hostAddress, type ResolveRecords } from '../common/dns-resolver.ts';
+import { SECRET_CONTEXT, type SecretBox } from '../common/secrets.ts';
 import type { Route, TlsFacts, TlsMode } from '../common/types.ts';
 import type { DnssecResolver, TlsaRecord } from './dnssec.ts';
 import type { MtaStsResolver, StsLookup } from './mta-sts.ts';
@@ -21,6 +22,8 @@ const MAX_MX_SESSIONS = 5;
 
 export interface DestinationContext {
   name: string;
+  /** Opens sealed smarthost passwords (services/common/secrets.ts); absent = a route with AUTH defers. */
+  secrets?: SecretBox | undefined;
   timeoutMs: number;
   mxPort: number;
   allowLoopbackMx: boolean;
@@ -45,6 +48,25 @@ export function destinationKey(route: Route, mxPort: number): string {
   }
 }
 
+/**
+ * The smarthost's clear-text credentials, opened just before AUTH and kept only in the session. A password that
+ * does not open (no key, rotated-out key, sealed for another host) is our configuration problem: the error has no
+ * SMTP reply, so classify.ts defers the job and the reason lands in the log and the job's outcome.
+ */
+function openAuth(route: Extract<Route, { kind: 'smarthost' }>, box: SecretBox | undefined) {
+  const auth = route.auth!;
+  const context = SECRET_CONTEXT.smarthostPassword(route.host, route.port, auth.user);
+  if (!box)
+    throw Object.assign(new Error(`cannot open the smarthost password: no secrets key`), { code: 'ESECRET' });
+  try {
+    return { user: auth.user, pass: box.open(auth.pass, context) };
+  } catch (err) {
+    throw Object.assign(new Error(`cannot open the smarthost password: ${(err as Error).message}`), {
+      code: 'ESECRET',
+    });
+  }
+}
+
 /** A human name for logs. */
 export function destinationName(route: Route): string {
   return route.kind === 'mx' ? route.domain : `${route.host}:${route.port}`;
@@ -62,7 +84,7 @@ export async function openDestination(route: Route, ctx: DestinationContext): Pr
         lmtp: route.kind === 'mailbox' && route.protocol === 'lmtp',
         // mta-sts/dane are MX-only (the schema refuses them here); anything else is judged for this host.
         tls: requirementFor(route.tls, route.host),
-        ...(route.kind === 'smarthost' && route.auth ? { auth: route.auth } : {}),
+        ...(route.kind === 'smarthost' && route.auth ? { auth: openAuth(route, ctx.secrets) } : {}),
       },
       opts,
     );

@@ -9,6 +9,7 @@ import { BodyStore } from '../common/body-store.ts';
 import type { ConfigStore } from '../common/config/store.ts';
 import { createRecordResolver } from '../common/dns-resolver.ts';
 import { readEnv } from '../common/env.ts';
+import { type SecretBox, secretBoxFromEnv } from '../common/secrets.ts';
 import { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { ConnectionPool } from './connection-pool.ts';
@@ -28,6 +29,8 @@ export interface DeliveryOptions {
   config?: ConfigStore | undefined;
   /** The process's loop supervisor (services/common/service-main.ts); a private one otherwise (tests). */
   loops?: LoopSupervisor;
+  /** Opens sealed smarthost passwords and DKIM keys; default: the key file of $POSTERN_SECRETS_KEY_FILE. */
+  secrets?: SecretBox | undefined;
 }
 
 export interface DeliveryService {
@@ -86,6 +89,7 @@ export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryServ
       allowLoopbackMx: settings.allowLoopbackMx,
       resolveRecords,
       shaping,
+      secrets: opts.secrets ?? secretBoxFromEnv(),
       ...tls.ctx,
     },
   });

@@ -4,6 +4,7 @@
  * the operator uses, then written to the KV bucket the services watch.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { parseAllDocuments } from 'yaml';
@@ -13,8 +14,12 @@ import type { MailDomain, RelayPolicy, Webhook } from '../common/config/schema.t
 import { validateResource } from '../common/config/validate.ts';
 import { resolveWebhook, WEBHOOK_BUCKET, webhookKey } from '../common/config/webhook.ts';
 import { INGRESS_SETTINGS_KIND, type IngressSettingsDoc, ingressSettingsOf } from './ingress-settings.ts';
+import type { SecretBox } from '../common/secrets.ts';
 
 export class ConfigFileError extends Error {}
+
+/** Local mode's secrets key (created on first start, mode 0600): `postern local` and `postern apply` seal with it. */
+export const localKeyFile = (dataDir: string) => join(dataDir, 'secrets.key');
 
 interface SecretDoc {
   kind: 'Secret';
@@ -23,15 +28,18 @@ interface SecretDoc {
   stringData?: Record<string, string>;
 }
 
-/** Parses and validates a config file; throws ConfigFileError listing every problem found. */
-export function loadConfigFile(path: string): Map<string, unknown> {
+/**
+ * Parses and validates a config file; throws ConfigFileError listing every problem found.
+ * @param box seals smarthost passwords and DKIM keys (local mode: `<data dir>/secrets.key`, docs/secrets.md).
+ */
+export function loadConfigFile(path: string, box?: SecretBox): Map<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new ConfigFileError(`cannot read ${path}: ${(err as Error).message}`);
   }
-  return resolveConfigText(text, path);
+  return resolveConfigText(text, path, box);
 }
 
 /**
@@ -44,7 +52,7 @@ export const WEBHOOK_PREFIX = 'webhook.';
  * Resolves YAML text to KV entries (`domain.<d>` / `policy.<ns>.<name>` → document, and
  * `webhook.<ns>.<name>` → a Webhook document for the `webhooks` bucket).
  */
-export function resolveConfigText(text: string, origin = 'config'): Map<string, unknown> {
+export function resolveConfigText(text: string, origin = 'config', box?: SecretBox): Map<string, unknown> {
   const problems: string[] = [];
   const docs: { index: number; doc: Record<string, unknown> }[] = [];
   parseAllDocuments(text).forEach((d, index) => {
@@ -101,13 +109,13 @@ export function resolveConfigText(text: string, origin = 'config'): Map<string, 
           continue;
         }
         owners.set(key, where);
-        entries.set(key, resolveMailDomain(md, keySecret?.[dkim?.keySecretRef?.key ?? 'private.key']));
+        entries.set(key, resolveMailDomain(md, keySecret?.[dkim?.keySecretRef?.key ?? 'private.key'], box));
       } else if (doc['kind'] === 'Webhook') {
         const wh = doc as unknown as Webhook;
         entries.set(`${WEBHOOK_PREFIX}${webhookKey(ns, wh.metadata.name)}`, resolveWebhook(wh, lookup));
       } else {
         const rp = doc as unknown as RelayPolicy;
-        entries.set(policyKey(ns, rp.metadata.name), resolveRelayPolicy(rp, lookup));
+        entries.set(policyKey(ns, rp.metadata.name), resolveRelayPolicy(rp, lookup, box));
       }
     } catch (err) {
       problems.push(`${where}: ${(err as Error).message}`);

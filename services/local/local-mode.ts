@@ -8,8 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_POOL, type PolicyConfig } from '../common/config/resolved.ts';
 import { connectNats, ensureTopology } from '../common/nats.ts';
 import { retryUntilDone } from '../common/retry.ts';
+import { ensureKeyFile, parseKeyFile, SECRETS_KEY_FILE_ENV, secretBox } from '../common/secrets.ts';
 import { createLogger } from '../common/telemetry.ts';
-import { loadConfigFile, resolveConfigText, writeConfig } from './config-file.ts';
+import { loadConfigFile, localKeyFile, resolveConfigText, writeConfig } from './config-file.ts';
 import { localIngressSettings } from './ingress-settings.ts';
 import { type NatsNode, NatsSupervisor } from './nats-supervisor.ts';
 import { type ChildSpec, Supervisor } from './supervisor.ts';
@@ -69,11 +70,16 @@ function portOf(address: unknown): number {
 
 export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
   const host = opts.host ?? '127.0.0.1';
+  mkdirSync(opts.dataDir, { recursive: true });
+  // The key that seals smarthost passwords and DKIM keys in KV; only this process (the writer) and delivery read it.
+  const keyFile = ensureKeyFile(localKeyFile(opts.dataDir));
+  const box = secretBox(parseKeyFile(readFileSync(keyFile, 'utf8')));
   const entries =
-    opts.configText !== undefined ? resolveConfigText(opts.configText) : loadConfigFile(opts.configPath!);
+    opts.configText !== undefined
+      ? resolveConfigText(opts.configText, 'config', box)
+      : loadConfigFile(opts.configPath!, box);
   // Already validated by the line above; the file's IngressSettings document becomes the ingress' environment.
   const ingressSettings = localIngressSettings(opts.configText ?? readFileSync(opts.configPath!, 'utf8'));
-  mkdirSync(opts.dataDir, { recursive: true });
   const natsNodes = opts.natsCluster ?? 1;
   if (!Number.isInteger(natsNodes) || natsNodes < 1 || natsNodes === 2)
     throw new Error(`natsCluster must be 1 or at least 3 (got ${natsNodes}): JetStream needs a majority`);
@@ -168,6 +174,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
           heapMiB,
           env: {
             POSTERN_ALLOW_LOOPBACK_MX: 'true',
+            [SECRETS_KEY_FILE_ENV]: keyFile,
             ...common,
             POSTERN_POOL: pool,
             POSTERN_METRICS_PORT: nextMetricsPort(),

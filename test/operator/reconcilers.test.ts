@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+
+import { createHash, randomBytes } from 'node:crypto';
+
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -10,6 +12,7 @@ import { verifyPassword } from '../../services/common/config/password.ts';
 import { API, API_GROUP, API_VERSION } from '../../services/common/config/schema.ts';
 import { ConfigStore } from '../../services/common/config/store.ts';
 import { connectNats, ensureTopology } from '../../services/common/nats.ts';
+import { SECRET_CONTEXT, secretBox } from '../../services/common/secrets.ts';
 import { type ControlPlane, startControlPlane } from '../helpers/envtest.ts';
 import { startTestNats, type TestNats } from '../helpers/nats.ts';
 import { createNamespace, installCrds, waitFor } from '../helpers/operator.ts';
@@ -44,7 +47,10 @@ describe('MailDomain and RelayPolicy reconcilers (real kube-apiserver, real nats
       logger,
       registry: new Registry(),
       settings: { leaderElection: false, backoffMaxMs: 2000 },
+      secretBox: box,
     });
+  // The key the chart mounts into the operator and delivery (docs/secrets.md).
+  const box = secretBox([randomBytes(32)]);
 
   before(async () => {
     [cp, nats] = await Promise.all([startControlPlane(), startTestNats()]);
@@ -170,7 +176,8 @@ describe('MailDomain and RelayPolicy reconcilers (real kube-apiserver, real nats
     const doc = await waitFor('signed domain in KV', async () =>
       store.snapshot().domains.get('signed.example'),
     );
-    assert.equal(doc.dkim?.privateKey, pem);
+    assert.doesNotMatch(JSON.stringify(doc), /PRIVATE KEY/, 'no clear-text DKIM key in KV');
+    assert.equal(box.open(doc.dkim!.privateKey, SECRET_CONTEXT.dkimKey('signed.example', 'mail')), pem);
 
     await op.close();
     op = await startOp();
@@ -305,6 +312,46 @@ describe('MailDomain and RelayPolicy reconcilers (real kube-apiserver, real nats
       body: { metadata: { name: 'app-api-keys' }, stringData: { ci: 'too-short' } },
     });
     await waitReady('relaypolicies', 'app-api', 'False', 'SecretNotFound');
+  });
+
+  it('a smarthost password is sealed in KV, opens for that smarthost only, and is not re-sealed by a restart', async () => {
+    await core.createNamespacedSecret({
+      namespace: NS,
+      body: {
+        metadata: { name: 'relay-login' },
+        stringData: { username: 'postern', password: 'hunter2-smarthost' },
+      },
+    });
+    await create('RelayPolicy', 'relaypolicies', 'via-relay', {
+      clients: { networks: ['10.9.0.0/16'] },
+      delivery: { smarthost: { host: 'relay.example', port: 587, authSecretRef: { name: 'relay-login' } } },
+    });
+    await waitReady('relaypolicies', 'via-relay');
+    const doc = await waitFor('via-relay in KV', async () =>
+      store.snapshot().policies.get(`${NS}.via-relay`),
+    );
+    const auth = doc.delivery.smarthost?.auth;
+    assert.equal(auth?.user, 'postern');
+    assert.doesNotMatch(JSON.stringify(doc), /hunter2/, 'no clear-text smarthost password in KV');
+    assert.equal(
+      box.open(auth!.pass, SECRET_CONTEXT.smarthostPassword('relay.example', 587, 'postern')),
+      'hunter2-smarthost',
+    );
+    assert.throws(() =>
+      box.open(auth!.pass, SECRET_CONTEXT.smarthostPassword('evil.example', 587, 'postern')),
+    );
+    // A new operator reconciles everything again; the unchanged password keeps its sealed text (no KV churn).
+    await op.close();
+    op = await startOp();
+    await update('relaypolicies', 'via-relay', {
+      clients: { networks: ['10.9.0.0/16', '10.10.0.0/16'] },
+      delivery: { smarthost: { host: 'relay.example', port: 587, authSecretRef: { name: 'relay-login' } } },
+    });
+    const after = await waitFor('via-relay updated', async () => {
+      const p = store.snapshot().policies.get(`${NS}.via-relay`);
+      return p?.networks.length === 2 ? p : undefined;
+    });
+    assert.equal(after.delivery.smarthost?.auth?.pass, auth!.pass);
   });
 
   it('a network-only policy matches every sender domain; deleting it removes its KV document', async () => {

@@ -3,7 +3,8 @@
  * Used by the operator and by local mode, so both sources produce identical config.
  */
 import { parseDuration } from '../durations.ts';
-import type { TlsMode } from '../types.ts';
+import { SECRET_CONTEXT, type SecretBox } from '../secrets.ts';
+import type { SmarthostAuth, TlsMode } from '../types.ts';
 import { API_KEY_ID_PATTERN, hashApiKey, MIN_API_KEY_LENGTH } from './api-key.ts';
 import { hashPassword } from './password.ts';
 import {
@@ -21,18 +22,24 @@ export type SecretLookup = (name: string) => Record<string, string> | undefined;
 
 export class MissingSecretError extends Error {}
 
+/** What to say when a secret has to be sealed and the writer holds no key: never write it in clear text. */
+const NO_KEY = 'no secrets key to seal it with (POSTERN_SECRETS_KEY_FILE; docs/secrets.md)';
+
 const sourceOf = (r: { metadata: { name: string; namespace?: string } }) =>
   `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`;
 
 /**
  * @param dkimKey PEM private key for the domain's DKIM selector (the operator reads or generates it).
+ * @param box seals the key (services/common/secrets.ts); required when there is a key.
  */
-export function resolveMailDomain(md: MailDomain, dkimKey?: string): DomainConfig {
+export function resolveMailDomain(md: MailDomain, dkimKey?: string, box?: SecretBox): DomainConfig {
   const inbound = md.spec.inbound;
   const dkim = md.spec.outbound?.dkim;
+  const domain = md.spec.domain.toLowerCase();
+  if (dkim && dkimKey && !box) throw new MissingSecretError(`DKIM key of ${domain}: ${NO_KEY}`);
   return {
     source: sourceOf(md),
-    domain: md.spec.domain.toLowerCase(),
+    domain,
     inbound:
       inbound && inbound.enabled !== false
         ? {
@@ -58,7 +65,14 @@ export function resolveMailDomain(md: MailDomain, dkimKey?: string): DomainConfi
             },
           }
         : null,
-    ...(dkim && dkimKey ? { dkim: { selector: dkim.selector, privateKey: dkimKey } } : {}),
+    ...(dkim && dkimKey && box
+      ? {
+          dkim: {
+            selector: dkim.selector,
+            privateKey: box.seal(dkimKey, SECRET_CONTEXT.dkimKey(domain, dkim.selector)),
+          },
+        }
+      : {}),
   };
 }
 
@@ -67,7 +81,8 @@ function hostTls(tls: MxTlsMode | undefined): TlsMode {
   return tls === 'required' || tls === 'verify' ? tls : 'opportunistic';
 }
 
-export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): PolicyConfig {
+/** @param box seals the smarthost password (services/common/secrets.ts); required when there is one. */
+export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup, box?: SecretBox): PolicyConfig {
   const { clients, senders, limits, delivery } = rp.spec;
   const need = (name: string) => {
     const data = secrets(name);
@@ -81,13 +96,17 @@ export function resolveRelayPolicy(rp: RelayPolicy, secrets: SecretLookup): Poli
       }))
     : [];
   const sh = delivery?.smarthost;
-  let auth: { user: string; pass: string } | undefined;
+  let auth: SmarthostAuth | undefined;
   if (sh?.authSecretRef) {
     const data = need(sh.authSecretRef.name);
-    if (!data['username'] || !data['password']) {
+    const user = data['username'];
+    const pass = data['password'];
+    if (!user || !pass) {
       throw new MissingSecretError(`Secret ${sh.authSecretRef.name} needs keys username and password`);
     }
-    auth = { user: data['username'], pass: data['password'] };
+    if (!box)
+      throw new MissingSecretError(`smarthost password of Secret ${sh.authSecretRef.name}: ${NO_KEY}`);
+    auth = { user, pass: box.seal(pass, SECRET_CONTEXT.smarthostPassword(sh.host, sh.port ?? 25, user)) };
   }
   const seal = rp.spec.arcSeal;
   let arcSeal: PolicyConfig['arcSeal'];

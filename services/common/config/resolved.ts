@@ -1,9 +1,10 @@
 /**
  * The resolved configuration the services run on: what the operator (or `postern local/apply`) writes to the
  * NATS KV bucket `config`, one document per key. Secrets are already resolved here: AUTH users as password
- * hashes only, never clear text.
+ * hashes only, smarthost passwords and DKIM keys sealed (secrets.ts), never clear text.
  */
-import type { RetryPolicy, TlsMode } from '../types.ts';
+import type { Sealed } from '../secrets.ts';
+import type { RetryPolicy, SmarthostAuth, TlsMode } from '../types.ts';
 
 /** The TLS modes of MX delivery (`none` exists only for direct host routes). */
 export type MxTlsMode = Exclude<TlsMode, 'none'>;
@@ -27,7 +28,8 @@ export interface DomainConfig {
     /** Sender authentication policy; absent (documents written before it existed) = DEFAULT_AUTHENTICATION. */
     authentication?: AuthenticationPolicy;
   } | null;
-  dkim?: { selector: string; privateKey: string };
+  /** The private key sealed for `SECRET_CONTEXT.dkimKey(domain, selector)`: never clear text in KV. */
+  dkim?: { selector: string; privateKey: Sealed };
 }
 
 /** MailDomain `spec.inbound.authentication` with its defaults filled in (schema.ts InboundAuthentication). */
@@ -68,7 +70,7 @@ export interface PolicyConfig {
   apiKeys?: { id: string; sha256: string }[];
   delivery: {
     pool: string;
-    smarthost?: { host: string; port: number; tls: TlsMode; auth?: { user: string; pass: string } };
+    smarthost?: { host: string; port: number; tls: TlsMode; auth?: SmarthostAuth };
     destinations: {
       match: string;
       /** TLS policy of MX delivery to recipient domains this entry matches. */

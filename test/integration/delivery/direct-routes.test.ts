@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
+import { SECRET_CONTEXT } from '../../../services/common/secrets.ts';
 import { type SmtpSink, startSmtpSink } from '../../helpers/smtp-sink.ts';
 import { type Harness, makeJob, startHarness } from './harness.ts';
 
@@ -29,12 +30,13 @@ describe('delivery to smarthosts and mailbox stores', () => {
 
   it('relays through a smarthost with AUTH', async () => {
     const s = await sink({ host: '127.0.0.9', auth: { user: 'relay', pass: 's3cret' } });
+    const pass = h.secrets.seal('s3cret', SECRET_CONTEXT.smarthostPassword(s.host, s.port, 'relay'));
     const route = {
       kind: 'smarthost',
       host: s.host,
       port: s.port,
       tls: 'none',
-      auth: { user: 'relay', pass: 's3cret' },
+      auth: { user: 'relay', pass },
     } as const;
     const r = await h.deliver(makeJob(route, ['out@far.test']));
     assert.equal(r.outcomes[0]?.status, 'delivered', JSON.stringify(r.outcomes));
@@ -44,16 +46,34 @@ describe('delivery to smarthosts and mailbox stores', () => {
 
   it('wrong smarthost credentials defer (our config, not the message) with the remote 535 text', async () => {
     const s = await sink({ host: '127.0.0.9', auth: { user: 'relay', pass: 's3cret' } });
+    const pass = h.secrets.seal('nope', SECRET_CONTEXT.smarthostPassword(s.host, s.port, 'relay'));
     const route = {
       kind: 'smarthost',
       host: s.host,
       port: s.port,
       tls: 'none',
-      auth: { user: 'relay', pass: 'nope' },
+      auth: { user: 'relay', pass },
     } as const;
     const r = await h.deliver(makeJob(route, ['out@far.test']));
     assert.equal(r.outcomes[0]?.status, 'deferred');
     assert.match(r.outcomes[0]!.response, /535/);
+    assert.equal(s.messages.length, 0);
+  });
+
+  it('a password sealed for another smarthost does not open here: deferred, nothing sent, no AUTH tried', async () => {
+    const s = await sink({ host: '127.0.0.9', auth: { user: 'relay', pass: 's3cret' } });
+    // Someone able to write the config moved the password of relay.example into a policy naming their own host.
+    const pass = h.secrets.seal('s3cret', SECRET_CONTEXT.smarthostPassword('relay.example', 587, 'relay'));
+    const route = {
+      kind: 'smarthost',
+      host: s.host,
+      port: s.port,
+      tls: 'none',
+      auth: { user: 'relay', pass },
+    } as const;
+    const r = await h.deliver(makeJob(route, ['out@far.test']));
+    assert.equal(r.outcomes[0]?.status, 'deferred');
+    assert.match(r.outcomes[0]!.response, /cannot open the smarthost password/);
     assert.equal(s.messages.length, 0);
   });
 
@@ -108,7 +128,11 @@ describe('delivery to smarthosts and mailbox stores', () => {
     const route = { kind: 'smarthost', host: s.host, port: s.port, tls: 'none' } as const;
     const r = await h.deliver(
       makeJob(route, ['signed@far.test'], {
-        dkim: { domain: 'origin.test', selector: 'sel1', privateKey: pem },
+        dkim: {
+          domain: 'origin.test',
+          selector: 'sel1',
+          privateKey: h.secrets.seal(pem, SECRET_CONTEXT.dkimKey('origin.test', 'sel1')),
+        },
       }),
     );
     assert.equal(r.outcomes[0]?.status, 'delivered');

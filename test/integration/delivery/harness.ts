@@ -2,11 +2,13 @@
  * Test harness for delivery: a real nats-server with the Postern topology, a delivery service under test, and a
  * "queue" stand-in that publishes DeliveryJobs onto OUTBOUND and reads DeliveryResults from RESULTS.
  */
+import { randomBytes } from 'node:crypto';
 import { AckPolicy, type Consumer, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import { msgIds } from '../../../services/common/msg-ids.ts';
 import { connectNats, ensureTopology, STREAMS, SUBJECTS } from '../../../services/common/nats.ts';
+import { type SecretBox, secretBox } from '../../../services/common/secrets.ts';
 import { createLogger } from '../../../services/common/telemetry.ts';
 import type { DeliveryJob, DeliveryResult, Route } from '../../../services/common/types.ts';
 import { type DeliveryService, startDelivery } from '../../../services/delivery/service.ts';
@@ -16,6 +18,8 @@ import { startTestNats, type TestNats } from '../../helpers/nats.ts';
 export interface Harness {
   nats: TestNats;
   nc: NatsConnection;
+  /** The key workers open sealed smarthost passwords and DKIM keys with (services/common/secrets.ts). */
+  secrets: SecretBox;
   startWorker(settings: Partial<DeliverySettings>): Promise<{ service: DeliveryService; nc: NatsConnection }>;
   /** Publishes a job and waits for its result (bounded wait). */
   deliver(job: DeliveryJob, timeoutMs?: number): Promise<DeliveryResult>;
@@ -85,15 +89,18 @@ export async function startHarness(): Promise<Harness> {
     });
   };
 
+  const secrets = secretBox([randomBytes(32)]);
   return {
     nats,
     nc,
+    secrets,
     async startWorker(settings) {
       const wnc = await connectNats(nats.url, 'delivery-under-test');
       const service = await startDelivery({
         nc: wnc,
         logger,
         registry: new Registry(),
+        secrets,
         settings: {
           ...readDeliverySettings({}),
           hostname: 'postern.test',

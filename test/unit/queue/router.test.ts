@@ -6,6 +6,7 @@ import {
   type DomainConfig,
   type PolicyConfig,
 } from '../../../services/common/config/resolved.ts';
+import type { Sealed } from '../../../services/common/secrets.ts';
 import type { Envelope } from '../../../services/common/types.ts';
 import { destinationKey, planDelivery } from '../../../services/queue/router.ts';
 
@@ -21,7 +22,7 @@ function snapshot(): ConfigSnapshot {
     source: 'mail/corp',
     domain: 'corp.test',
     inbound: null,
-    dkim: { selector: 's1', privateKey: 'PEM' },
+    dkim: { selector: 's1', privateKey: 'sealed:v1:test' as Sealed },
   };
   const policy = (over: Partial<PolicyConfig['delivery']>): PolicyConfig => ({
     source: 'mail/p',
@@ -106,7 +107,11 @@ describe('routing recipients', () => {
 
   it('attaches the DKIM key of the sender domain', () => {
     const plan = planDelivery(envelope({ to: ['a@one.example'], policy: 'mail.mx' }), snapshot());
-    assert.deepEqual(plan.jobs[0]!.dkim, { domain: 'corp.test', selector: 's1', privateKey: 'PEM' });
+    assert.deepEqual(plan.jobs[0]!.dkim, {
+      domain: 'corp.test',
+      selector: 's1',
+      privateKey: 'sealed:v1:test',
+    });
   });
 
   it('routes a DSN by MX (or mailbox) in the default pool with the default retry, never by a policy', () => {
