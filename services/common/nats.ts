@@ -17,6 +17,7 @@ import { Objm } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { CONFIG_BUCKET } from './config/resolved.ts';
 import { WEBHOOK_BUCKET } from './config/webhook.ts';
+import { type NatsAuthOptions, natsAuthFromEnv } from './nats-auth.ts';
 
 export const STREAMS = {
   submit: 'SUBMIT',
@@ -66,8 +67,17 @@ export function subjectToken(text: string): string {
   return text.replace(/[^A-Za-z0-9_-]/g, (c) => `_${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+/**
+ * Connects with unlimited reconnects. Credentials, TLS and the inbox prefix come from the environment
+ * (nats-auth.ts) unless `auth` is given.
+ */
+export async function connectNats(
+  url: string,
+  name: string,
+  auth: NatsAuthOptions = natsAuthFromEnv(),
+): Promise<NatsConnection> {
   return connect({
+    ...auth,
     servers: url.split(','),
     name,
     maxReconnectAttempts: -1,
@@ -88,8 +98,41 @@ async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & 
   }
 }
 
-export async function ensureTopology(nc: NatsConnection, replicas = 1): Promise<void> {
+/**
+ * Who sets up the streams and buckets: `manage` (create or update them; the default, and local mode) or `verify`
+ * (only check they exist, waiting until they do). With NATS permissions (the chart's default) only the operator
+ * may create or change streams, so every other component runs with `POSTERN_NATS_TOPOLOGY=verify`.
+ */
+export type TopologyMode = 'manage' | 'verify';
+
+export function topologyModeFromEnv(env: NodeJS.ProcessEnv = process.env): TopologyMode {
+  return env['POSTERN_NATS_TOPOLOGY'] === 'verify' ? 'verify' : 'manage';
+}
+
+/** The streams `ensureTopology` makes, buckets included (KV_<bucket>, OBJ_<bucket>). */
+export const TOPOLOGY_STREAMS = [
+  ...Object.values(STREAMS),
+  `KV_${CONFIG_BUCKET}`,
+  `KV_${WEBHOOK_BUCKET}`,
+  `KV_${STATE_BUCKET}`,
+  `KV_${SUPPRESSION_BUCKET}`,
+  `OBJ_${BODY_BUCKET}`,
+];
+
+export async function ensureTopology(
+  nc: NatsConnection,
+  replicas = 1,
+  mode: TopologyMode = topologyModeFromEnv(),
+): Promise<void> {
   const jsm = await jetstreamManager(nc);
+  if (mode === 'verify') {
+    for (const name of TOPOLOGY_STREAMS) {
+      await jsm.streams.info(name).catch((err: Error) => {
+        throw new Error(`stream ${name} is not there yet (the operator creates it): ${err.message}`);
+      });
+    }
+    return;
+  }
   const common = { storage: StorageType.File, num_replicas: replicas, duplicate_window: nanos(2 * 60_000) };
   await ensureStream(jsm, {
     ...common,

@@ -27,6 +27,8 @@ import { type ControlPlane, startControlPlane } from '../helpers/envtest.ts';
 import { CHART_DIR, findHelm, renderChart, runHelm } from '../helpers/helm.ts';
 import { createStrict, objectRef } from '../helpers/kube-dry-run.ts';
 import { PROMETHEUS_RULE_CRD, SERVICE_MONITOR_CRD } from '../helpers/monitoring-crds.ts';
+import { runnableNatsConf } from '../helpers/rendered-nats.ts';
+import { createTestCa } from '../helpers/test-ca.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const NS = 'postern';
@@ -532,18 +534,19 @@ describe('the Helm chart', () => {
     }
   });
 
-  it('renders a nats.conf that a real nats-server accepts', () => {
-    const cm = byKind<V1ConfigMap>(renderChart(helm), 'ConfigMap').find(
-      (c) => c.metadata?.name === 'mta-postern-nats',
-    );
-    const conf = join(dir, 'nats.conf');
-    writeFileSync(conf, cm?.data?.['nats.conf'] ?? '');
-    const bin = process.env['NATS_SERVER_BIN'] ?? natsServerBin();
-    const r = spawnSync(bin, ['-c', conf, '-t'], {
-      encoding: 'utf8',
-      env: { SERVER_NAME: 'mta-postern-nats-0' },
-    });
-    assert.equal(r.status, 0, `nats-server rejected the config:\n${r.stdout}${r.stderr}`);
+  it('renders a nats.conf (3 servers, users, TLS on clients and routes) that a real nats-server accepts', () => {
+    // Run for real by test/operator/nats-lockdown.test.ts; here the default 3-server render is checked with -t,
+    // with the pod's TLS files and the StatefulSet's environment (bcrypt hashes) in place.
+    const ca = createTestCa();
+    try {
+      const nats = runnableNatsConf(renderChart(helm), 'mta-postern', join(dir, 'nats-conf'), ca);
+      const bin = process.env['NATS_SERVER_BIN'] ?? natsServerBin();
+      const r = spawnSync(bin, ['-c', nats.conf, '-t'], { encoding: 'utf8', env: nats.env });
+      assert.equal(r.status, 0, `nats-server rejected the config:\n${r.stdout}${r.stderr}`);
+      assert.match(readFileSync(nats.conf, 'utf8'), /authorization \{[\s\S]*user: "delivery-default"/);
+    } finally {
+      ca.close();
+    }
   });
 
   it('ships the CRDs generated from the operator schema', () => {
