@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { V1Deployment } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Deployment } from '@kubernetes/client-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -344,5 +344,26 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
       assert.ok(text.includes(`DNS:${name}`), name);
     // Routes use it as a client certificate too (mutual TLS between servers).
     assert.match(text, /TLS Web Server Authentication, TLS Web Client Authentication/);
+  });
+
+  it('with cert-manager the chart asks for the certificate instead of making one; with a Secret it uses that', () => {
+    const helm = findHelm();
+    const cm = renderChart(helm, {
+      set: ['nats.tls.certManager.enabled=true', 'nats.tls.certManager.issuerRef.name=internal-ca'],
+    });
+    const cert = cm.find((o) => o.kind === 'Certificate') as
+      | (KubernetesObject & { spec: { secretName: string; usages: string[]; issuerRef: { name: string } } })
+      | undefined;
+    assert.equal(cert?.spec.secretName, `${FULL}-nats-tls`);
+    assert.equal(cert?.spec.issuerRef.name, 'internal-ca');
+    assert.ok(cert?.spec.usages.includes('client auth'), 'routes use it as a client certificate');
+    assert.equal(renderedSecrets(cm)[`${FULL}-nats-tls`], undefined, 'no Helm-made certificate');
+    const own = renderChart(helm, { set: ['nats.tls.secretName=my-nats-tls'] });
+    assert.equal(renderedSecrets(own)[`${FULL}-nats-tls`], undefined);
+    assert.equal(
+      own.find((o) => o.kind === 'Certificate'),
+      undefined,
+    );
+    assert.match(JSON.stringify(own), /"secretName":"my-nats-tls"/);
   });
 });
