@@ -84,6 +84,18 @@ export function secretBox(keys: Buffer[]): SecretBox {
   };
 }
 
+/**
+ * Opens a value that should be sealed. A value that is not in the sealed format was written before Postern
+ * sealed secrets (a job queued by the previous version, still in flight after an upgrade): it is returned as it
+ * is, so upgrading loses no mail; the writers re-seal the configuration on their next reconcile. A sealed value
+ * that does not open throws SecretBoxError.
+ */
+export function openSealed(box: SecretBox | undefined, value: Sealed | string, context: string): string {
+  if (!isSealed(value)) return value;
+  if (!box) throw new SecretBoxError('no secrets key (POSTERN_SECRETS_KEY_FILE)');
+  return box.open(value, context);
+}
+
 /** Keys of a key file: one base64 key per line (first seals), `#` comments and blank lines ignored. */
 export function parseKeyFile(text: string): Buffer[] {
   return text

@@ -9,7 +9,7 @@
 import { validateMx } from 'mailauth/lib/mta-sts.js';
 import mxConnect from 'mx-connect';
 import { hostAddress, type ResolveRecords } from '../common/dns-resolver.ts';
-import { SECRET_CONTEXT, type SecretBox } from '../common/secrets.ts';
+import { openSealed, SECRET_CONTEXT, type SecretBox } from '../common/secrets.ts';
 import type { Route, TlsFacts, TlsMode } from '../common/types.ts';
 import type { DnssecResolver, TlsaRecord } from './dnssec.ts';
 import type { MtaStsResolver, StsLookup } from './mta-sts.ts';
@@ -56,10 +56,8 @@ export function destinationKey(route: Route, mxPort: number): string {
 function openAuth(route: Extract<Route, { kind: 'smarthost' }>, box: SecretBox | undefined) {
   const auth = route.auth!;
   const context = SECRET_CONTEXT.smarthostPassword(route.host, route.port, auth.user);
-  if (!box)
-    throw Object.assign(new Error(`cannot open the smarthost password: no secrets key`), { code: 'ESECRET' });
   try {
-    return { user: auth.user, pass: box.open(auth.pass, context) };
+    return { user: auth.user, pass: openSealed(box, auth.pass, context) };
   } catch (err) {
     throw Object.assign(new Error(`cannot open the smarthost password: ${(err as Error).message}`), {
       code: 'ESECRET',

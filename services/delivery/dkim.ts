@@ -1,6 +1,6 @@
 /** DKIM signing (RFC 6376, relaxed/relaxed) with mailauth, for jobs whose sender domain has a key. */
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
-import { SECRET_CONTEXT, type SecretBox } from '../common/secrets.ts';
+import { openSealed, SECRET_CONTEXT, type SecretBox } from '../common/secrets.ts';
 import type { DeliveryJob } from '../common/types.ts';
 
 /**
@@ -16,8 +16,7 @@ export async function signMessage(
 ): Promise<{ raw: Buffer; error?: string }> {
   let privateKey: string;
   try {
-    if (!box) return { raw, error: 'no secrets key to open the DKIM key with' };
-    privateKey = box.open(dkim.privateKey, SECRET_CONTEXT.dkimKey(dkim.domain, dkim.selector));
+    privateKey = openSealed(box, dkim.privateKey, SECRET_CONTEXT.dkimKey(dkim.domain, dkim.selector));
   } catch (err) {
     return { raw, error: (err as Error).message };
   }

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import {
   ensureKeyFile,
   isSealed,
+  openSealed,
   parseKeyFile,
   SECRET_CONTEXT,
   SecretBoxError,
@@ -46,6 +47,13 @@ describe('secret box (sealed values in NATS)', () => {
     const ring = secretBox([newKey, oldKey]);
     assert.equal(ring.open(sealedOld, ctx), 'k');
     assert.equal(secretBox([newKey]).open(ring.seal('k', ctx), ctx), 'k');
+  });
+
+  it('a value from before sealing (a job queued by the previous version) is used as it is; a sealed one must open', () => {
+    assert.equal(openSealed(box, 'legacy-clear', ctx), 'legacy-clear');
+    assert.equal(openSealed(box, box.seal('s', ctx), ctx), 's');
+    assert.throws(() => openSealed(undefined, box.seal('s', ctx), ctx), /no secrets key/);
+    assert.throws(() => openSealed(secretBox([randomBytes(32)]), box.seal('s', ctx), ctx), SecretBoxError);
   });
 
   it('a stable box reuses the previous sealed text of an unchanged secret only', () => {
