@@ -1,16 +1,18 @@
 /**
  * The user journey on a real single-node Kubernetes (scripts/cluster/up.sh): images built from the Dockerfile and
  * imported, `helm install` of charts/postern with values a user would write (3 NATS servers with R3 streams,
- * 2 ingress, 2 queue, one delivery pool, the operator), MailDomain and RelayPolicy applied with kubectl, mail in
- * through the ingress Service and out to peers on the node link, the autoscaler starting real pods, pods killed and
- * deleted mid-run, a rolling `helm upgrade`, a delivery pod drained mid-transaction, Prometheus scraping the pods,
- * and `helm uninstall` leaving a namespace that can be deleted. Steps run in order against one cluster.
+ * 2 ingress, 2 queue, one delivery pool, the operator; NATS locked down, the default), MailDomain and
+ * RelayPolicy applied with kubectl, mail in through the ingress Service and out to peers on the node link, the
+ * autoscaler starting real pods, pods killed and deleted mid-run, a rolling `helm upgrade`, a delivery pod drained
+ * mid-transaction, Prometheus scraping the pods, and `helm uninstall` leaving a namespace that can be deleted. Steps run in order against one cluster.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
 import { type Cluster, startCluster } from '../helpers/cluster.ts';
 import { eventually } from '../helpers/postern.ts';
 import { findPrometheus } from '../helpers/prometheus.ts';
@@ -268,6 +270,64 @@ describe('Postern on a real Kubernetes node', () => {
           (x) => testIdOf(x.raw) === 'inbound-1' && x.to.includes(`alice@${INBOUND_DOMAIN}`),
         ),
       );
+    },
+  );
+
+  step(
+    "keeps NATS locked down by default: TLS with the chart's CA, one user per component, no clear-text key in KV",
+    async () => {
+      // From this machine to the NATS client Service, like a pod would, with what the chart generated.
+      const svc = await json<{ spec: { clusterIP: string } }>(['get', 'service', `${RELEASE}-nats`]);
+      const secret = async (name: string) =>
+        (await json<{ data: Record<string, string> }>(['get', 'secret', name])).data;
+      const b64 = (v: string | undefined) => Buffer.from(v ?? '', 'base64').toString();
+      const auth = await secret(`${RELEASE}-nats-auth`);
+      const tls = {
+        ca: b64((await secret(`${RELEASE}-nats-tls`))['ca.crt']),
+        // The certificate names the Service's DNS name; this machine reaches it by its ClusterIP.
+        servername: `${RELEASE}-nats.${NS}.svc`,
+      };
+      const servers = `${svc.spec.clusterIP}:4222`;
+      await assert.rejects(connect({ servers, tls, reconnect: false }), /Authorization/i);
+      await assert.rejects(
+        connect({ servers, tls: null, user: 'queue', pass: b64(auth['queue']), reconnect: false }),
+      );
+      const queue = await connect({
+        servers,
+        tls,
+        user: 'queue',
+        pass: b64(auth['queue']),
+        reconnect: false,
+      });
+      const ingress = await connect({
+        servers,
+        tls,
+        user: 'ingress',
+        pass: b64(auth['ingress']),
+        reconnect: false,
+      });
+      try {
+        const config = await new Kvm(queue).open('config');
+        const doc = (await config.get('domain.sender.postern.test'))?.json<{
+          dkim?: { privateKey: string };
+        }>();
+        assert.match(
+          doc?.dkim?.privateKey ?? '',
+          /^sealed:v1:/,
+          'the DKIM key the operator generated is sealed',
+        );
+        for await (const key of await config.keys()) {
+          assert.doesNotMatch((await config.get(key))?.string() ?? '', /PRIVATE KEY/, key);
+        }
+        await assert.rejects(
+          (await new Kvm(ingress).open('config')).put('domain.evil.test', '{}'),
+          /permission/i,
+          'ingress cannot write the config',
+        );
+      } finally {
+        await queue.close();
+        await ingress.close();
+      }
     },
   );
 
