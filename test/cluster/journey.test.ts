@@ -292,11 +292,13 @@ describe('Postern on a real Kubernetes node', () => {
       await assert.rejects(
         connect({ servers, tls: null, user: 'queue', pass: b64(auth['queue']), reconnect: false }),
       );
+      // Each user gets replies only on its own inbox prefix (NATS_INBOX_PREFIX in the pods).
       const queue = await connect({
         servers,
         tls,
         user: 'queue',
         pass: b64(auth['queue']),
+        inboxPrefix: '_INBOX_queue',
         reconnect: false,
       });
       const ingress = await connect({
@@ -304,6 +306,7 @@ describe('Postern on a real Kubernetes node', () => {
         tls,
         user: 'ingress',
         pass: b64(auth['ingress']),
+        inboxPrefix: '_INBOX_ingress',
         reconnect: false,
       });
       try {

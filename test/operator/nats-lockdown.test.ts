@@ -164,7 +164,8 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
       networks: ['127.0.0.0/8'],
       users: [],
       requireTLS: false,
-      limits: {},
+      // Counted per client across replicas on CLIENT_RATE: the ingress user's counter subjects are exercised too.
+      limits: { messagesPerMinute: 100 },
       delivery: {
         pool: 'default',
         smarthost: {
@@ -185,7 +186,10 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
     await kv.putIfChanged(domainKey('origin.test'), domain);
     await kv.putIfChanged(policyKey('mail', 'loopback'), policy);
 
-    const listeners = JSON.stringify([{ name: 'smtp', host: '127.0.0.1', port: 0, mode: 'relay' }]);
+    const listeners = JSON.stringify([
+      { name: 'smtp', host: '127.0.0.1', port: 0, mode: 'relay' },
+      { name: 'submission', host: '127.0.0.1', port: 0, mode: 'submission', insecureAuth: true },
+    ]);
     const local = { POSTERN_ALLOW_LOOPBACK_MX: 'true', POSTERN_HOSTNAME: 'mx.lockdown.test' };
     const ingress = await startServiceProcess('services/ingress/main.ts', {
       ...envs.get('ingress')!,
@@ -197,6 +201,7 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
       await startServiceProcess('services/queue/main.ts', {
         ...envs.get('queue')!,
         ...local,
+        POSTERN_ADMIN_HOST: '127.0.0.1',
         POSTERN_ADMIN_PORT: '0',
       }),
     );
@@ -208,9 +213,19 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
       }),
     );
     for (const p of procs) await p.waitForLine('ready', (l) => l['msg'] === 'ready');
-    const smtp = (await ingress.waitForLine('listener address', (l) => l['msg'] === 'ready'))['listeners'];
-    const address = String(JSON.stringify(smtp)).match(/127\.0\.0\.1:(\d+)/)?.[1];
-    assert.ok(address, `ingress listener address in ${JSON.stringify(smtp)}`);
+    const bound = (await ingress.waitForLine('listener address', (l) => l['msg'] === 'ready'))[
+      'listeners'
+    ] as {
+      name: string;
+      address: string;
+    }[];
+    const portOf = (name: string) =>
+      bound
+        .find((l) => l.name === name)
+        ?.address.split(':')
+        .pop();
+    const address = portOf('smtp');
+    assert.ok(address && portOf('submission'), `ingress listener addresses in ${JSON.stringify(bound)}`);
 
     const r = await swaks([
       '--server',
@@ -230,6 +245,52 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
       },
     });
     assert.equal(verified.results[0]?.status.result, 'pass', JSON.stringify(verified.results[0]?.status));
+
+    // A body over 16 KiB goes through the BODIES stream (ingress stores, delivery loads, the queue purges).
+    const big = await swaks([
+      '--server',
+      `127.0.0.1:${address}`,
+      '--from',
+      'me@origin.test',
+      '--to',
+      'big@far.test',
+      '--body',
+      'x'.repeat(40_000),
+    ]);
+    assert.equal(big.code, 0, big.transcript);
+    await sink.waitForMessages(2);
+    // A failed AUTH is counted on AUTH_FAILURES (the lockout across replicas).
+    const failed = await swaks([
+      '--server',
+      `127.0.0.1:${portOf('submission')}`,
+      '--auth',
+      'PLAIN',
+      '--auth-user',
+      'nobody',
+      '--auth-password',
+      'wrong',
+      '--quit-after',
+      'AUTH',
+    ]);
+    assert.ok(
+      failed.replies.some((l) => /^535/.test(l)),
+      failed.transcript,
+    );
+    // Each path really ran: stream info is readable by every user.
+    const jsm = await jetstreamManager(op);
+    const used = async (stream: string) => (await jsm.streams.info(stream)).state.last_seq > 0;
+    await eventually('the failed AUTH counted on AUTH_FAILURES', () => used('AUTH_FAILURES'), 10_000).catch(
+      (err) => {
+        throw new Error(
+          `${err}\n${serverLog
+            .split('\n')
+            .filter((l) => /Violation/.test(l))
+            .join('\n')}\n${JSON.stringify(ingress.lines.slice(-8))}`,
+        );
+      },
+    );
+    assert.ok(await used('CLIENT_RATE'), 'the client rate counted on CLIENT_RATE');
+    assert.ok(await used('BODIES'), 'the big body went through BODIES');
     assert.doesNotMatch(serverLog, /Violation/, 'no component was refused anything it does');
   });
 
