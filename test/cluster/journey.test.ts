@@ -463,8 +463,12 @@ describe('Postern on a real Kubernetes node', () => {
       assert.equal(upgrade.code, 0, `${upgrade.stderr}\n${await diagnostics()}`);
       const result = await running;
       await everyAcceptedArrives('helm upgrade', result);
+      // Pods still terminating (a delivery pod draining its SMTP sessions, up to its grace period) serve no new
+      // work: the serving ones must all run the new image.
       const images = (await pods())
-        .filter((p) => p.metadata.labels['app.kubernetes.io/component'] !== 'nats')
+        .filter(
+          (p) => p.metadata.labels['app.kubernetes.io/component'] !== 'nats' && !p.metadata.deletionTimestamp,
+        )
         .flatMap((p) => (p.status.containerStatuses ?? []).map((c) => c.image));
       assert.ok(
         images.length > 0 && images.every((i) => i.endsWith(`:${UPGRADE_TAG}`)),
