@@ -3,7 +3,7 @@ NATS security: one NATS user per component with only the subjects its code uses,
 docs/chart.md "NATS security" explains each list; test/operator/nats-lockdown.test.ts runs a real nats-server
 with the rendered configuration and checks every component can do its job and nothing more.
 
-Adding a component (e.g. api, webhooks) is one entry in "postern.natsPermissions" below; its Deployment then
+Adding a component (e.g. api) is one entry in "postern.natsPermissions" below; its Deployment then
 includes "postern.natsClientEnv", "postern.natsClientVolumeMounts" and "postern.natsClientVolumes" with its
 user name.
 */}}
@@ -117,8 +117,31 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
     "$JS.API.CONSUMER.CREATE.OUTBOUND.>"
     "$JS.API.CONSUMER.INFO.OUTBOUND.*"
     "$KV.config.>"
+    "$KV.webhooks.>"
   ))
 ) }}
+{{- /* Webhooks (when enabled): one durable consumer per endpoint on EVENTS (names webhook-<token>; NATS
+     wildcards are whole tokens, so any consumer name on EVENTS), the Webhook documents, dead letters. */}}
+{{- if .Values.webhooks.enabled }}
+{{- $_ := set $users "webhooks" (dict
+  "pub" (concat $read (list
+    "$JS.API.CONSUMER.CREATE.EVENTS.*"
+    "$JS.API.CONSUMER.CREATE.EVENTS.*.>"
+    "$JS.API.CONSUMER.INFO.EVENTS.*"
+    "$JS.API.CONSUMER.DELETE.EVENTS.*"
+    "$JS.API.CONSUMER.LIST.EVENTS"
+    "$JS.API.CONSUMER.NAMES.EVENTS"
+    "$JS.API.CONSUMER.MSG.NEXT.EVENTS.*"
+    "$JS.ACK.EVENTS.>"
+    "$JS.API.CONSUMER.CREATE.KV_webhooks.>"
+    "$JS.API.CONSUMER.INFO.KV_webhooks.*"
+    "$JS.API.CONSUMER.DELETE.KV_webhooks.*"
+    "$JS.API.DIRECT.GET.KV_webhooks.>"
+    "$JS.API.STREAM.MSG.GET.KV_webhooks"
+    "webhook.dead.>"
+  ))
+) }}
+{{- end }}
 {{- /* Delivery, one user per pool: its own consumer, results and re-schedules of its pool, site state and
      leases, MTA-STS cache, TLS-RPT (sessions stream, report claims, the report mail it submits). */}}
 {{- range .Values.delivery.pools }}
