@@ -229,7 +229,9 @@ const JobFields = {
     }),
   ),
   /** DKIM signing key for the sender domain, when it has one; sealed (services/common/secrets.ts), delivery opens it. */
-  dkim: Type.Optional(Type.Object({ domain: Type.String(), selector: Type.String(), privateKey: SealedText })),
+  dkim: Type.Optional(
+    Type.Object({ domain: Type.String(), selector: Type.String(), privateKey: SealedText }),
+  ),
   /** The message's RFC 3461 parameters, narrowed to this job's recipients: passed on to a next hop with DSN. */
   dsn: Type.Optional(DsnParams),
   /** A delay warning (RFC 3464 Action: delayed) was sent for this job's recipients: never a second one. */

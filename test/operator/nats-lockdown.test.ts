@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,6 +22,7 @@ import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { ConfigKv } from '../../operator/controllers/config-kv.ts';
 import type { DomainConfig, PolicyConfig } from '../../services/common/config/resolved.ts';
 import { domainKey, policyKey } from '../../services/common/config/resolved.ts';
+import { WEBHOOK_BUCKET, type WebhookConfig, webhookKey } from '../../services/common/config/webhook.ts';
 import { connectNats, ensureTopology, SUBJECTS } from '../../services/common/nats.ts';
 import { natsAuthFromEnv } from '../../services/common/nats-auth.ts';
 import { SECRET_CONTEXT, secretBox } from '../../services/common/secrets.ts';
@@ -63,6 +66,7 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
   const procs: ServiceProcess[] = [];
   let sink: SmtpSink;
   let keyFile: string;
+  let hooks: Server | undefined;
 
   /** Connects exactly as the rendered Deployment of `user` would (credentials, CA, inbox prefix). */
   const connectAs = async (user: string) => {
@@ -108,6 +112,7 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
       ['ingress', `${FULL}-ingress`],
       ['queue', `${FULL}-queue`],
       ['delivery-default', `${FULL}-delivery-default`],
+      ['webhooks', `${FULL}-webhooks`],
     ] as const) {
       const d = deployments.find((x) => x.metadata?.name === name);
       assert.ok(d, `Deployment ${name}`);
@@ -128,6 +133,7 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
     await Promise.all(procs.map((p) => p.exited));
     for (const nc of conns) if (!nc.isClosed()) await nc.close();
     await sink?.close();
+    hooks?.close();
     if (server && server.exitCode === null) {
       server.kill('SIGKILL');
       await new Promise((r) => server!.once('exit', r));
@@ -185,6 +191,30 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
     const kv = await ConfigKv.open(op);
     await kv.putIfChanged(domainKey('origin.test'), domain);
     await kv.putIfChanged(policyKey('mail', 'loopback'), policy);
+    // A Webhook for delivered mail: the dispatcher under its own user reads it and POSTs the event.
+    const posts: string[] = [];
+    hooks = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => {
+        body += d.toString();
+      });
+      req.on('end', () => {
+        posts.push(body);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => hooks!.listen(0, '127.0.0.1', r));
+    const hook: WebhookConfig = {
+      source: 'mail/hook',
+      url: `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/`,
+      events: ['delivered'],
+      secret: 'hmac-key',
+      timeoutMs: 5000,
+      maxLifetimeMs: 600_000,
+      initialDelayMs: 500,
+      maxDelayMs: 5000,
+    };
+    await (await ConfigKv.open(op, WEBHOOK_BUCKET, 1)).putIfChanged(webhookKey('mail', 'hook'), hook);
 
     const listeners = JSON.stringify([
       { name: 'smtp', host: '127.0.0.1', port: 0, mode: 'relay' },
@@ -211,6 +241,9 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
         ...local,
         POSTERN_SECRETS_KEY_FILE: keyFile,
       }),
+    );
+    procs.push(
+      await startServiceProcess('services/webhooks/main.ts', { ...envs.get('webhooks')!, ...local }),
     );
     for (const p of procs) await p.waitForLine('ready', (l) => l['msg'] === 'ready');
     const bound = (await ingress.waitForLine('listener address', (l) => l['msg'] === 'ready'))[
@@ -276,6 +309,17 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
       failed.replies.some((l) => /^535/.test(l)),
       failed.transcript,
     );
+    const webhooks = procs[3]!;
+    await eventually('the delivered event POSTed by the webhook dispatcher', () =>
+      posts.some((p) => /delivered/.test(p)),
+    ).catch((err) => {
+      throw new Error(
+        `${err}\n${serverLog
+          .split('\n')
+          .filter((l) => /Violation/.test(l))
+          .join('\n')}\n${JSON.stringify(webhooks.lines.slice(-6))}`,
+      );
+    });
     // Each path really ran: stream info is readable by every user.
     const jsm = await jetstreamManager(op);
     const used = async (stream: string) => (await jsm.streams.info(stream)).state.last_seq > 0;
@@ -307,6 +351,9 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
     await denied('create a consumer on OUTBOUND', () =>
       nc.request('$JS.API.CONSUMER.CREATE.OUTBOUND.spy', '{}'),
     );
+    await denied('read the webhook HMAC keys', () =>
+      nc.request('$JS.API.DIRECT.GET.KV_webhooks.$KV.webhooks.mail.hook'),
+    );
     await subscribeDenied(nc, 'mail.>');
     await subscribeDenied(nc, '_INBOX_delivery-default.>');
   });
@@ -329,7 +376,7 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
     await subscribeDenied(nc, '_INBOX_queue.>');
   });
 
-  it('the queue cannot write the config or change streams; the operator sends no mail and reads no bodies', async () => {
+  it('the queue cannot write the config or change streams; the operator and the webhook dispatcher send no mail', async () => {
     const q = await connectAs('queue');
     await denied('queue writes config', async () =>
       (await new Kvm(q).open('config')).put('domain.evil.test', '{}'),
@@ -343,6 +390,12 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
     );
     await denied('operator reads a body', () => op.request('$JS.API.STREAM.MSG.GET.BODIES', '{"seq":1}'));
     await denied('operator deletes a stream', () => op.request('$JS.API.STREAM.DELETE.SUBMIT'));
+    const wh = await connectAs('webhooks');
+    await denied('webhooks submits mail', () => jetstream(wh).publish(SUBJECTS.submit(0), '{}'));
+    await denied('webhooks writes a Webhook', async () =>
+      (await new Kvm(wh).open('webhooks')).put('x.y', '{}'),
+    );
+    await denied('webhooks reads a body', () => wh.request('$JS.API.STREAM.MSG.GET.BODIES', '{"seq":1}'));
   });
 
   it('without the right password, or without TLS, nobody gets in', async () => {

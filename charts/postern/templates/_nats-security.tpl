@@ -118,6 +118,11 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
     "$JS.API.CONSUMER.INFO.OUTBOUND.*"
     "$KV.config.>"
     "$KV.webhooks.>"
+    "$JS.API.DIRECT.GET.KV_webhooks.>"
+    "$JS.API.STREAM.MSG.GET.KV_webhooks"
+    "$JS.API.CONSUMER.CREATE.KV_webhooks.>"
+    "$JS.API.CONSUMER.INFO.KV_webhooks.*"
+    "$JS.API.CONSUMER.DELETE.KV_webhooks.*"
   ))
 ) }}
 {{- /* Webhooks (when enabled): one durable consumer per endpoint on EVENTS (names webhook-<token>; NATS
@@ -127,6 +132,7 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
   "pub" (concat $read (list
     "$JS.API.CONSUMER.CREATE.EVENTS.*"
     "$JS.API.CONSUMER.CREATE.EVENTS.*.>"
+    "$JS.API.CONSUMER.DURABLE.CREATE.EVENTS.*"
     "$JS.API.CONSUMER.INFO.EVENTS.*"
     "$JS.API.CONSUMER.DELETE.EVENTS.*"
     "$JS.API.CONSUMER.LIST.EVENTS"
