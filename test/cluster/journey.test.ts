@@ -585,7 +585,8 @@ describe('Postern on a real Kubernetes node', () => {
 nats:
   jetstream:
     fileStorage:
-      size: 1Gi
+      # JetStream reserves each stream's max_bytes up front (EVENTS 1 GiB, WEBHOOK_DEAD 256 MiB): 1Gi no longer fits.
+      size: 2Gi
       storageClassName: local-static
   # hostPath volumes ignore fsGroup: let the chart hand them to the NATS user.
   volumePermissions:
