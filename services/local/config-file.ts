@@ -13,8 +13,8 @@ import { CONFIG_BUCKET, domainKey, policyKey } from '../common/config/resolved.t
 import type { MailDomain, RelayPolicy, Webhook } from '../common/config/schema.ts';
 import { validateResource } from '../common/config/validate.ts';
 import { resolveWebhook, WEBHOOK_BUCKET, webhookKey } from '../common/config/webhook.ts';
-import { INGRESS_SETTINGS_KIND, type IngressSettingsDoc, ingressSettingsOf } from './ingress-settings.ts';
 import type { SecretBox } from '../common/secrets.ts';
+import { INGRESS_SETTINGS_KIND, type IngressSettingsDoc, ingressSettingsOf } from './ingress-settings.ts';
 
 export class ConfigFileError extends Error {}
 
