@@ -3,7 +3,7 @@ NATS security: one NATS user per component with only the subjects its code uses,
 docs/chart.md "NATS security" explains each list; test/operator/nats-lockdown.test.ts runs a real nats-server
 with the rendered configuration and checks every component can do its job and nothing more.
 
-Adding a component (e.g. api) is one entry in "postern.natsPermissions" below; its Deployment then
+Adding a component is one entry in "postern.natsPermissions" below; its Deployment then
 includes "postern.natsClientEnv", "postern.natsClientVolumeMounts" and "postern.natsClientVolumes" with its
 user name.
 */}}
@@ -63,6 +63,19 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
     "$JS.API.DIRECT.GET.AUTH_FAILURES.>"
   ))
 ) }}
+{{- /* HTTP API (when enabled): submits like ingress (services/common/submit.ts) under the per-client rate. */}}
+{{- if .Values.api.enabled }}
+{{- $_ := set $users "api" (dict
+  "pub" (concat $read (list
+    "mail.submit.>"
+    "mail.body.>"
+    "$O.bodies.>"
+    "$JS.API.DIRECT.GET.OBJ_bodies.>"
+    "rate.client.>"
+    "$JS.API.DIRECT.GET.CLIENT_RATE.>"
+  ))
+) }}
+{{- end }}
 {{- /* Queue: consumes SUBMIT and RESULTS; publishes jobs, schedules, events and DSNs; message state,
      suppression, body deletion; queue depth and the admin API (hold/delete/retry purge scheduled jobs). */}}
 {{- $_ := set $users "queue" (dict
