@@ -9,7 +9,7 @@ import type { Registry } from 'prom-client';
 import type { ConfigStore } from '../common/config/store.ts';
 import { createSubmitter } from '../common/submit.ts';
 import type { Logger } from '../common/telemetry.ts';
-import { ClientRateLimiter } from '../ingress/client-rate.ts';
+import { createClientRateLimiter } from '../ingress/client-rate.ts';
 import { createHandler } from './handler.ts';
 import { createApiMetrics } from './metrics.ts';
 import type { ApiSettings } from './settings.ts';
@@ -32,17 +32,10 @@ export interface Api {
 export async function startApi(opts: ApiOptions): Promise<Api> {
   const { nc, config, logger, registry, settings } = opts;
   const metrics = createApiMetrics(registry);
-  let lastFallbackLog = 0;
-  const rates = new ClientRateLimiter(nc, {
-    timeoutMs: settings.rateLimitTimeoutMs,
-    onFallback: (err) => {
-      metrics.rateLimitFallbacks.inc();
-      if (Date.now() - lastFallbackLog < 30_000) return;
-      lastFallbackLog = Date.now();
-      logger.warn({ err: err.message }, 'client rate counters unreachable: limiting per replica meanwhile');
-    },
-    onReleaseError: (err) =>
-      logger.warn({ err: err.message }, 'could not give back a client rate reservation'),
+  const rates = createClientRateLimiter(nc, {
+    timeoutMs: settings.rateLimitTimeoutMs ?? 500,
+    fallbacks: metrics.rateLimitFallbacks,
+    logger,
   });
   const sweep = setInterval(() => rates.sweep(), 60_000);
   sweep.unref();

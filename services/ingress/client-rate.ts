@@ -19,6 +19,7 @@ import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManage
 import { headers } from '@nats-io/nats-core';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { STREAMS, SUBJECTS } from '../common/nats.ts';
+import type { Logger } from '../common/telemetry.ts';
 import { overLimit, RateWindow, slidingEstimate, windowOf } from './rate-limit.ts';
 
 /** One message counted for one client, until it is accepted (commit) or given back (release). */
@@ -144,4 +145,29 @@ export class ClientRateLimiter {
     this.#previous.set(hash, { index, count });
     return count;
   }
+}
+
+/**
+ * The limiter as ingress and the HTTP API run it: every decision taken per replica counts in `fallbacks`, and one
+ * log line per 30 s says the shared counters are unreachable (the metric counts every case).
+ */
+export function createClientRateLimiter(
+  nc: NatsConnection,
+  opts: { timeoutMs: number; fallbacks: { inc(): void }; logger: Logger },
+): ClientRateLimiter {
+  let lastFallbackLog = 0;
+  return new ClientRateLimiter(nc, {
+    timeoutMs: opts.timeoutMs,
+    onFallback: (err) => {
+      opts.fallbacks.inc();
+      if (Date.now() - lastFallbackLog < 30_000) return;
+      lastFallbackLog = Date.now();
+      opts.logger.warn(
+        { err: err.message },
+        'client rate counters unreachable: limiting per replica meanwhile',
+      );
+    },
+    onReleaseError: (err) =>
+      opts.logger.warn({ err: err.message }, 'could not give back a client rate reservation'),
+  });
 }

@@ -1,14 +1,10 @@
 /** Ingress metrics; names and labels are fixed by the dashboards (docs/brief "Metric names"). */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { createSubmissionMetrics, type SubmissionMetrics } from '../common/submission-metrics.ts';
 
-export interface IngressMetrics {
+export interface IngressMetrics extends SubmissionMetrics {
   sessionsActive: Gauge<'listener'>;
-  messagesReceived: Counter<'listener' | 'result'>;
   rejections: Counter<'listener' | 'reason'>;
-  /** End of DATA → 250 (body store + PubAck). */
-  acceptDuration: Histogram<'listener'>;
-  /** Rate decisions taken by this replica's own window because the shared counters did not answer. */
-  rateLimitFallbacks: Counter;
   /** AUTH lockout decisions taken by this replica's own counts because the shared counters did not answer. */
   authLockoutFallbacks: Counter;
   /** PROXY protocol headers accepted on listeners behind a load balancer, by version and command. */
@@ -21,34 +17,17 @@ export interface IngressMetrics {
 
 export function createIngressMetrics(registry: Registry): IngressMetrics {
   return {
+    ...createSubmissionMetrics(registry),
     sessionsActive: new Gauge({
       name: 'postern_smtp_sessions_active',
       help: 'Open SMTP sessions',
       labelNames: ['listener'],
       registers: [registry],
     }),
-    messagesReceived: new Counter({
-      name: 'postern_messages_received_total',
-      help: 'Messages at end of DATA by result (accepted = 250 after PubAck)',
-      labelNames: ['listener', 'result'],
-      registers: [registry],
-    }),
     rejections: new Counter({
       name: 'postern_smtp_rejections_total',
       help: 'SMTP commands refused by policy, by reason',
       labelNames: ['listener', 'reason'],
-      registers: [registry],
-    }),
-    acceptDuration: new Histogram({
-      name: 'postern_accept_duration_seconds',
-      help: 'Time from end of DATA to the 250 reply (body store + JetStream PubAck)',
-      labelNames: ['listener'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers: [registry],
-    }),
-    rateLimitFallbacks: new Counter({
-      name: 'postern_client_rate_fallbacks_total',
-      help: 'messagesPerMinute decisions made per replica because the cluster-wide counters did not answer',
       registers: [registry],
     }),
     authLockoutFallbacks: new Counter({

@@ -10,7 +10,7 @@ import { createDnsResolver } from '../common/dns-resolver.ts';
 import { createSubmitter } from '../common/submit.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { AuthLockout } from './auth-lockout.ts';
-import { ClientRateLimiter } from './client-rate.ts';
+import { createClientRateLimiter } from './client-rate.ts';
 import { ConnectionRate } from './connection-rate.ts';
 import { ContentFilter } from './content-filter.ts';
 import { Dnsbl } from './dnsbl.ts';
@@ -62,18 +62,10 @@ function listen(server: SMTPServer, host: string, port: number, reusePort: boole
 export async function startIngress(opts: IngressOptions): Promise<Ingress> {
   const { nc, config, logger, registry, settings } = opts;
   const metrics = createIngressMetrics(registry);
-  let lastFallbackLog = 0;
-  const rates = new ClientRateLimiter(nc, {
+  const rates = createClientRateLimiter(nc, {
     timeoutMs: settings.rateLimitTimeoutMs ?? 500,
-    onFallback: (err) => {
-      metrics.rateLimitFallbacks.inc();
-      // One line per 30 s is enough to say the shared counters are unreachable; the metric counts every case.
-      if (Date.now() - lastFallbackLog < 30_000) return;
-      lastFallbackLog = Date.now();
-      logger.warn({ err: err.message }, 'client rate counters unreachable: limiting per replica meanwhile');
-    },
-    onReleaseError: (err) =>
-      logger.warn({ err: err.message }, 'could not give back a client rate reservation'),
+    fallbacks: metrics.rateLimitFallbacks,
+    logger,
   });
   const limits = { ...DEFAULT_LIMITS, ...settings.limits };
   const connections = new ConnectionTable(limits);

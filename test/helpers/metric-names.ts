@@ -4,9 +4,9 @@
  */
 export const FIXED_METRICS: Readonly<Record<string, string>> = {
   postern_smtp_sessions_active: 'services/ingress/metrics.ts',
-  postern_messages_received_total: 'services/ingress/metrics.ts',
+  postern_messages_received_total: 'services/common/submission-metrics.ts',
   postern_smtp_rejections_total: 'services/ingress/metrics.ts',
-  postern_accept_duration_seconds: 'services/ingress/metrics.ts',
+  postern_accept_duration_seconds: 'services/common/submission-metrics.ts',
   postern_queue_depth: 'services/queue/metrics.ts',
   postern_queue_oldest_age_seconds: 'services/queue/metrics.ts',
   postern_bounces_total: 'services/queue/metrics.ts',
