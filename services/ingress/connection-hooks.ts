@@ -32,6 +32,18 @@ export interface ConnectionHookEvents {
   perConnection?(conn: unknown): () => void;
 }
 
+/**
+ * RFC 5321 §4.2: reply text is a textstring (TAB and printable ASCII). smtp-server replaces control characters
+ * but echoes 8-bit bytes of a client's parameter name back (`501 … duplicate <bytes> parameter`); those become
+ * `?` here (found by the fuzzer, docs/reliability.md).
+ */
+function asciiText<T extends string | string[] | null | undefined>(data: T): T {
+  const clean = (s: string) => s.replace(/[^\t\x20-\x7e]/g, '?');
+  if (typeof data === 'string') return clean(data) as T;
+  if (Array.isArray(data)) return data.map((l) => (typeof l === 'string' ? clean(l) : l)) as T;
+  return data;
+}
+
 function sendReply(conn: HookableConnection, r: SmtpReply): void {
   conn.send(r.code, replyText(r));
 }
@@ -39,10 +51,14 @@ function sendReply(conn: HookableConnection, r: SmtpReply): void {
 function hook(conn: HookableConnection, events: ConnectionHookEvents): void {
   const send = conn.send.bind(conn);
   // A text that already starts with its enhanced code is sent as is (context false = no derived code).
-  conn.send = (code, data, context) =>
-    typeof data === 'string' && code >= 200 && ENHANCED_PREFIX.test(data)
-      ? send(code, data, false)
-      : send(code, data, context);
+  // smtp-server skips the enhanced code for any reply whose context is HELO, EHLO or LHLO (RFC 2034 §3 exempts
+  // replies to HELO/EHLO); we are no LMTP server, so LHLO is an unknown command and its 500 needs its 5.5.2
+  // (found by the fuzzer, docs/reliability.md).
+  conn.send = (code, raw, context) => {
+    const data = asciiText(raw);
+    if (typeof data === 'string' && code >= 200 && ENHANCED_PREFIX.test(data)) return send(code, data, false);
+    send(code, data, context === 'LHLO' ? undefined : context);
+  };
 
   conn.handler_VRFY = (command, callback) => {
     if (!command.toString().trim().split(/\s+/)[1]) conn.send(501, '5.5.4 Syntax: VRFY address');
