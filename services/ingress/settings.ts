@@ -123,6 +123,8 @@ export interface AbuseLimits {
   junkCommandLimit: number;
   /** Commands before AUTH on listeners that require it (submission, smtps). */
   unauthenticatedCommandLimit: number;
+  /** Recipients per message, whatever the policy (smtpd_recipient_limit); RFC 5321 §4.5.3.1.8 asks ≥ 100. */
+  maxRecipients: number;
   /** Failed AUTHs per client IP per lockout window, across every replica. */
   authFailuresPerIp: number;
   /** Failed AUTHs per user name per lockout window, across every replica. */
@@ -143,6 +145,7 @@ export const DEFAULT_LIMITS: AbuseLimits = {
   hardErrorLimit: 20,
   junkCommandLimit: 100,
   unauthenticatedCommandLimit: 20,
+  maxRecipients: 1000,
   authFailuresPerIp: 10,
   authFailuresPerUser: 20,
   authLockoutSeconds: 900,
@@ -163,6 +166,7 @@ export const LIMIT_ENV: Record<keyof AbuseLimits, string> = {
   hardErrorLimit: 'POSTERN_SMTP_HARD_ERROR_LIMIT',
   junkCommandLimit: 'POSTERN_SMTP_JUNK_COMMAND_LIMIT',
   unauthenticatedCommandLimit: 'POSTERN_SMTP_UNAUTH_COMMAND_LIMIT',
+  maxRecipients: 'POSTERN_SMTP_MAX_RECIPIENTS',
   authFailuresPerIp: 'POSTERN_AUTH_FAILURES_PER_IP',
   authFailuresPerUser: 'POSTERN_AUTH_FAILURES_PER_USER',
   authLockoutSeconds: 'POSTERN_AUTH_LOCKOUT_SECONDS',

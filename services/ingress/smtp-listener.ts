@@ -201,6 +201,9 @@ export function createSmtpListener(listener: ListenerSettings, deps: ListenerDep
     socketTimeout: limits.idleTimeoutMs,
     // session-limits.ts counts commands before AUTH itself, with our reply; smtp-server's fixed cap stays out.
     maxAllowedUnauthenticatedCommands: Number.MAX_SAFE_INTEGER,
+    // smtpd_recipient_limit: smtp-server keeps one entry per distinct address (a repeated RCPT replaces it) but
+    // has no cap unless told, so a transaction to an accept-all domain grew without bound (fuzz finding 3).
+    maxRecipients: limits.maxRecipients,
     logger: false,
 
     onConnect(session, callback) {

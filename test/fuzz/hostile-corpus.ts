@@ -81,6 +81,14 @@ export const HOSTILE_CORPUS: Record<string, FuzzCase> = {
     ],
     { pipelined: true },
   ),
+  'regression: 1500 distinct recipients in one transaction stop at the limit (fuzz finding 3)': plain(
+    [
+      ehlo,
+      cmd('MAIL FROM:<sender@far.example>'),
+      raw(Array.from({ length: 1500 }, (_, i) => `RCPT TO:<team-${i}@ours.example>\r\n`).join(''), true),
+    ],
+    { pipelined: true },
+  ),
   'BDAT chunks (CHUNKING is not offered)': plain([
     ehlo,
     cmd('MAIL FROM:<sender@far.example>'),
