@@ -6,14 +6,15 @@
  * messages have no bench id but `-N` makes every recipient address unique.
  *
  * Run by `bench/lib/sink-client.ts` through `fork()`; listens on every `--listen host:port:mode` given,
- * mode `accept` (250) or `tempfail` (451 4.3.0 at RCPT: a dead destination that keeps mail queued).
+ * mode `accept` (250), `tempfail` (451 4.3.0 at RCPT: a dead destination that keeps mail queued) or `reject`
+ * (550 5.1.1 at RCPT: a destination that bounces; the soak run mixes these in).
  * IPC: { cmd: 'reset' | 'count' | 'snapshot' } → reply with counters (and arrays for snapshot).
  * Note: smtp-server delays every greeting by 100 ms (early-talker detection), so senders that do not reuse
  * connections pay for it here — the same price a real MX with greet delay charges.
  */
 import { SMTPServer } from 'smtp-server';
 
-type Mode = 'accept' | 'tempfail';
+type Mode = 'accept' | 'tempfail' | 'reject';
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -22,6 +23,7 @@ let arrivals: number[] = [];
 let e2e: number[] = [];
 let duplicates = 0;
 let tempfailed = 0;
+let rejected = 0;
 
 function reset(): void {
   keys = new Set();
@@ -29,6 +31,7 @@ function reset(): void {
   e2e = [];
   duplicates = 0;
   tempfailed = 0;
+  rejected = 0;
 }
 
 function header(head: string, name: string): string | undefined {
@@ -46,6 +49,10 @@ function listen(host: string, port: number, mode: Mode): Promise<SMTPServer> {
     size: 64 * 1024 * 1024,
     banner: `bench sink (${mode})`,
     onRcptTo(_address, _session, cb) {
+      if (mode === 'reject') {
+        rejected += 1;
+        return cb(Object.assign(new Error('5.1.1 bench: no such user'), { responseCode: 550 }));
+      }
       if (mode === 'tempfail') {
         tempfailed += 1;
         const err = Object.assign(new Error('4.3.0 bench: destination temporarily unavailable'), {
@@ -108,7 +115,7 @@ const specs = process.argv
 const servers = await Promise.all(specs.map((s) => listen(s.host, s.port, s.mode)));
 
 process.on('message', (msg: { cmd: string }) => {
-  const counts = { received: keys.size, duplicates, tempfailed };
+  const counts = { received: keys.size, duplicates, tempfailed, rejected };
   if (msg.cmd === 'reset') reset();
   if (msg.cmd === 'snapshot') process.send?.({ ...counts, arrivals, e2e });
   else process.send?.(counts);

@@ -11,7 +11,13 @@ export interface DnsServer {
   stop(): Promise<void>;
 }
 
-export async function startDns(port: number, healthyIp: string, deadIp: string): Promise<DnsServer> {
+/** `extra`: more MX domains, each with its own MX host on the given address (the soak's bouncing destination). */
+export async function startDns(
+  port: number,
+  healthyIp: string,
+  deadIp: string,
+  extra: { domain: string; ip: string }[] = [],
+): Promise<DnsServer> {
   const child = spawn(
     'dnsmasq',
     [
@@ -34,6 +40,10 @@ export async function startDns(port: number, healthyIp: string, deadIp: string):
       // The shaping run's throttled site: the healthy sink under another MX name (another site).
       '--mx-host=throttled.bench,mx.throttled.bench,10',
       `--host-record=mx.throttled.bench,${healthyIp}`,
+      ...extra.flatMap((e) => [
+        `--mx-host=${e.domain},mx.${e.domain},10`,
+        `--host-record=mx.${e.domain},${e.ip}`,
+      ]),
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );

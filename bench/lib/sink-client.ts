@@ -7,6 +7,7 @@ export interface SinkCounts {
   received: number;
   duplicates: number;
   tempfailed: number;
+  rejected: number;
 }
 
 /** Counters plus per-recipient arrival times (epoch ms) and end-to-end latencies (ms). */
@@ -29,7 +30,7 @@ export interface Sink {
 export interface SinkListen {
   host: string;
   port: number;
-  mode: 'accept' | 'tempfail';
+  mode: 'accept' | 'tempfail' | 'reject';
 }
 
 export async function startSink(listen: SinkListen[]): Promise<Sink> {

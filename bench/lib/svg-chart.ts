@@ -16,7 +16,12 @@ function niceMax(v: number): number {
   return 10 * p;
 }
 
-export function lineChart(title: string, yLabel: string, series: Series[]): string {
+export function lineChart(
+  title: string,
+  yLabel: string,
+  series: Series[],
+  xLabel = 'seconds since first message',
+): string {
   const W = 760;
   const H = 360;
   const L = 70;
@@ -44,7 +49,7 @@ export function lineChart(title: string, yLabel: string, series: Series[]): stri
   out.push(
     `<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="black"/>`,
     `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="black"/>`,
-    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">seconds since first message</text>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${esc(xLabel)}</text>`,
     `<text transform="translate(18 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`,
   );
   series.forEach((s, i) => {

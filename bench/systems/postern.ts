@@ -30,6 +30,8 @@ export interface PosternOptions {
   destinations?: string[];
   /** Extra environment for the services (e.g. POSTERN_SHAPING=off). */
   env?: Record<string, string>;
+  /** RelayPolicy `delivery.retry` (default: schedule [10m, 30m], maxLifetime 1d). */
+  retry?: { schedule: string[]; maxLifetime: string };
 }
 
 function configYaml(o: PosternOptions): string {
@@ -54,8 +56,8 @@ spec:
   delivery:
     pool: default
 ${smarthost}${destinations}    retry:
-      schedule: [10m, 30m]
-      maxLifetime: 1d
+      schedule: [${(o.retry?.schedule ?? ['10m', '30m']).join(', ')}]
+      maxLifetime: ${o.retry?.maxLifetime ?? '1d'}
 `;
 }
 

@@ -330,7 +330,45 @@ const transactions: fc.Arbitrary<Step[]> = fc
     ...txs.flatMap(([m, rs, b]) => [cmd('RSET'), m, ...rs, cmd('DATA'), raw(b), raw('.\r\n', true)]),
   ]);
 
+/** A PROXY v2 header (HAProxy proxy-protocol.txt §2.2) from its fields; lengths and versions may lie. */
+function proxyV2(o: {
+  cmd: number;
+  fam: number;
+  src: readonly number[];
+  sport: number;
+  tlv: string;
+  lenSkew: number;
+  cut: number;
+}): string {
+  const body = Buffer.concat([
+    Buffer.from([...o.src, 198, 51, 100, 1]),
+    Buffer.from([o.sport >> 8, o.sport & 0xff, 0, 25]),
+    Buffer.from(o.tlv, 'latin1'),
+  ]);
+  const len = Math.max(0, Math.min(0xffff, body.length + o.lenSkew));
+  const header = Buffer.concat([
+    Buffer.from('\r\n\r\n\0\r\nQUIT\n', 'latin1'),
+    Buffer.from([o.cmd, o.fam, len >> 8, len & 0xff]),
+    body,
+  ]);
+  return header.subarray(0, Math.max(0, header.length - o.cut)).toString('latin1');
+}
+
+const proxyV2Header = fc
+  .record({
+    cmd: fc.constantFrom(0x21, 0x21, 0x20, 0x22, 0x11),
+    fam: fc.constantFrom(0x11, 0x11, 0x21, 0x31, 0x00, 0x12),
+    src: fc.constantFrom([192, 0, 2, 7], [203, 0, 113, 9], [127, 0, 0, 1]),
+    sport: fc.nat({ max: 65535 }),
+    // TLVs: none, a well-formed unique-id (0x05), one whose length overruns, garbage.
+    tlv: fc.constantFrom('', '\x05\x00\x04abcd', '\x05\x00\xffab', '\x20\x00\x01'),
+    lenSkew: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: -8, max: 8 }), fc.constant(60000)),
+    cut: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 1, max: 20 })),
+  })
+  .map(proxyV2);
+
 const proxyHeader = fc.oneof(
+  { weight: 3, arbitrary: proxyV2Header },
   fc
     .tuple(fc.constantFrom('192.0.2.7', '203.0.113.9', '127.0.0.1'), fc.nat({ max: 65535 }))
     .map(([ip, port]) => `PROXY TCP4 ${ip} 198.51.100.1 ${port} 25\r\n`),
@@ -345,8 +383,6 @@ const proxyHeader = fc.oneof(
   ),
   hostileText(120).map((t) => `PROXY ${t}\r\n`),
   fc.constant(`PROXY TCP4 ${'9'.repeat(2000)}\r\n`),
-  // A v2 signature on a v1 listener (the v2 parser is another helper's work).
-  fc.constant('\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x07\xc6\x33\x64\x01\x0f\xa0\x00\x19'),
 );
 
 const tlsGarbage = fc.oneof(
