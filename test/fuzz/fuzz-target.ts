@@ -100,6 +100,9 @@ export async function startFuzzTarget(extraEnv: Record<string, string> = {}): Pr
         { name: 'smtps', host: '127.0.0.1', port: 0, mode: 'smtps' },
         { name: 'proxy', host: '127.0.0.1', port: 0, mode: 'relay', proxyProtocol: true },
       ]),
+      // The fuzzer is the load balancer of the PROXY listener (its headers lie freely: that is the point).
+      POSTERN_PROXY_TRUSTED_NETWORKS: '127.0.0.0/8',
+      POSTERN_PROXY_HEADER_TIMEOUT_MS: '2000',
       POSTERN_MAX_MESSAGE_SIZE: String(1024 * 1024),
       // Hostile sessions must end quickly: every session of the fuzzer waits for the server to close it.
       POSTERN_SMTP_IDLE_TIMEOUT_MS: '3000',

@@ -3,7 +3,7 @@
  * every time (random generation may take long to hit a 10 MB line or a PROXY header cut in half), plus the
  * regression cases of what the fuzzer found (docs/reliability.md).
  */
-import type { FuzzCase, Step } from './smtp-grammar.ts';
+import { type FuzzCase, proxyV2, type Step } from './smtp-grammar.ts';
 
 const cmd = (line: string): Step => ({ head: `${line}\r\n`, awaitReply: true });
 const raw = (head: string, awaitReply = false): Step => ({ head, awaitReply });
@@ -176,6 +176,52 @@ export const HOSTILE_CORPUS: Record<string, FuzzCase> = {
     ]),
     transport: 'proxy',
     proxyHeader: 'PROXY TCP4 192.0.2.7 198.51.100.1 40000 25\r\n',
+  },
+  'a PROXY v2 header cut short': {
+    ...plain([ehlo]),
+    transport: 'proxy',
+    proxyHeader: proxyV2({
+      cmd: 0x21,
+      fam: 0x11,
+      src: [192, 0, 2, 7],
+      sport: 4000,
+      tlv: '',
+      lenSkew: 0,
+      cut: 5,
+    }),
+  },
+  'a PROXY v2 header announcing 60000 bytes more than it sends': {
+    ...plain([ehlo]),
+    transport: 'proxy',
+    proxyHeader: proxyV2({
+      cmd: 0x21,
+      fam: 0x11,
+      src: [192, 0, 2, 7],
+      sport: 4000,
+      tlv: '',
+      lenSkew: 60000,
+      cut: 0,
+    }),
+  },
+  'a well-formed PROXY v2 header from the relay network relays': {
+    ...plain([
+      ehlo,
+      cmd('MAIL FROM:<sender@far.example>'),
+      cmd('RCPT TO:<someone@far.example>'),
+      cmd('DATA'),
+      raw('Subject: via proxy v2\r\n\r\nhello\r\n'),
+      raw('.\r\n', true),
+    ]),
+    transport: 'proxy',
+    proxyHeader: proxyV2({
+      cmd: 0x21,
+      fam: 0x11,
+      src: [192, 0, 2, 8],
+      sport: 4000,
+      tlv: '\x05\x00\x04abcd',
+      lenSkew: 0,
+      cut: 0,
+    }),
   },
   'a valid message to a listed recipient is queued': plain([
     ehlo,

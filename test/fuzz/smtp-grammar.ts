@@ -331,7 +331,7 @@ const transactions: fc.Arbitrary<Step[]> = fc
   ]);
 
 /** A PROXY v2 header (HAProxy proxy-protocol.txt §2.2) from its fields; lengths and versions may lie. */
-function proxyV2(o: {
+export function proxyV2(o: {
   cmd: number;
   fam: number;
   src: readonly number[];
