@@ -171,8 +171,8 @@ export async function runSession(
     violations.push(`connection still open ${closeDeadlineMs} ms after QUIT`);
     sock.destroy();
   }
-  let transcript = Buffer.concat(col.chunks);
-  transcript = transcript.subarray(0, Math.min(transcript.length, smtpBytes));
+  const all = Buffer.concat(col.chunks);
+  const transcript = all.subarray(0, Math.min(all.length, smtpBytes));
   const check = checkReplies(transcript, { hostname: TARGET.hostname, complete: col.closed });
   violations.push(...check.violations);
   const codes = check.replies.map((r) => r.code);
