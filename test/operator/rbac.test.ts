@@ -5,7 +5,9 @@
  * production example. Then the operator itself runs with that ServiceAccount's token and reconciles, and an
  * operator without permissions reports not ready.
  */
+
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +33,7 @@ import {
 } from '../../operator/permissions.ts';
 import { readOperatorSettings } from '../../operator/settings.ts';
 import { connectNats, ensureTopology } from '../../services/common/nats.ts';
+import { secretBox } from '../../services/common/secrets.ts';
 import { type ControlPlane, startControlPlane } from '../helpers/envtest.ts';
 import { findHelm, renderChart } from '../helpers/helm.ts';
 import { createStrict } from '../helpers/kube-dry-run.ts';
@@ -204,7 +207,15 @@ describe('the chart RBAC grants exactly what the operator calls', () => {
       lines: string[],
     ) => {
       const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
-      const op = await startOperator({ kubeConfig: kc, nc, logger, registry: new Registry(), settings });
+      // The chart mounts the secrets key into the operator (secretsKey); a generated DKIM key is sealed with it.
+      const op = await startOperator({
+        kubeConfig: kc,
+        nc,
+        logger,
+        registry: new Registry(),
+        settings,
+        secretBox: secretBox([randomBytes(32)]),
+      });
       operators.push(op);
       return op;
     };
