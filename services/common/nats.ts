@@ -52,6 +52,13 @@ export const SUBJECTS = {
 
 export const BODY_BUCKET = 'bodies';
 export const STATE_BUCKET = 'messages';
+/**
+ * KV `messages` allows per-message TTLs (nats-server ≥ 2.11): a finished message's state is removed with a purge
+ * marker that expires (the queue's `POSTERN_STATE_MARKER_TTL`), so the bucket does not keep one marker per message
+ * ever handled (~100 bytes each; found by the soak, docs/reliability.md). Markers the server itself places when a
+ * TTL'd message expires live this long.
+ */
+export const STATE_MARKER_TTL_MS = 5 * 60_000;
 export const SUPPRESSION_BUCKET = 'suppression';
 /** The suppression bucket's max age: no entry outlives it, whatever its own expiry says. */
 export const SUPPRESSION_MAX_AGE_MS = 30 * 86_400_000;
@@ -96,6 +103,17 @@ async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & 
     if ((err as Error).name !== 'StreamNotFoundError' && !/stream not found/i.test(String(err))) throw err;
     await jsm.streams.add(cfg);
   }
+}
+
+/** Turns on per-message TTLs (and TTL'd delete markers) of an existing stream; once on, the server keeps them on. */
+async function allowMessageTtl(jsm: JetStreamManager, stream: string, markerTtlMs: number) {
+  const { config } = await jsm.streams.info(stream);
+  if (config.allow_msg_ttl) return;
+  await jsm.streams.update(stream, {
+    ...config,
+    allow_msg_ttl: true,
+    subject_delete_marker_ttl: nanos(markerTtlMs),
+  });
 }
 
 /**
@@ -210,7 +228,9 @@ export async function ensureTopology(
   const kvm = new Kvm(nc);
   await kvm.create(CONFIG_BUCKET, { history: 5, replicas });
   await kvm.create(WEBHOOK_BUCKET, { history: 1, replicas });
-  await kvm.create(STATE_BUCKET, { history: 1, replicas });
+  await kvm.create(STATE_BUCKET, { history: 1, replicas, markerTTL: STATE_MARKER_TTL_MS });
+  // A bucket made by an earlier version exists without per-message TTLs: kvm.create leaves it as it is.
+  await allowMessageTtl(jsm, `KV_${STATE_BUCKET}`, STATE_MARKER_TTL_MS);
   await kvm.create(SUPPRESSION_BUCKET, { history: 1, replicas, ttl: SUPPRESSION_MAX_AGE_MS });
   await new Objm(nc).create(BODY_BUCKET, { replicas, storage: StorageType.File });
 }

@@ -70,7 +70,12 @@ export async function applyEvent(
     try {
       if (t.write === 'create') await ctx.state.create(key, JSON.stringify(t.state));
       else if (t.write === 'update') await ctx.state.update(key, JSON.stringify(t.state), current!.revision);
-      else if (t.write === 'delete') await ctx.state.delete(key, { previousSeq: current!.revision });
+      else if (t.write === 'delete') {
+        // A purge marker with a TTL goes away by itself; a plain delete marker would stay for good.
+        const previousSeq = current!.revision;
+        if (ctx.stateMarkerTtl) await ctx.state.purge(key, { previousSeq, ttl: ctx.stateMarkerTtl });
+        else await ctx.state.delete(key, { previousSeq });
+      }
     } catch (err) {
       if (isCasConflict(err)) continue;
       throw err;

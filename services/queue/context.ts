@@ -18,4 +18,9 @@ export interface QueueContext {
   log: Logger;
   /** Reporting-MTA / MAILER-DAEMON host name for DSNs. */
   hostname: string;
+  /**
+   * TTL of the purge marker a finished message's state leaves (a Go duration, e.g. "300s"), when KV `messages`
+   * allows per-message TTLs; undefined: a plain delete marker (a bucket the topology owner has not upgraded yet).
+   */
+  stateMarkerTtl?: string | undefined;
 }

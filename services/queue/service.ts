@@ -50,6 +50,9 @@ export async function startQueue(opts: {
     js,
     jsm,
     state: await kvm.open(STATE_BUCKET),
+    stateMarkerTtl: (await jsm.streams.info(`KV_${STATE_BUCKET}`)).config.allow_msg_ttl
+      ? `${Math.round(settings.stateMarkerTtlMs / 1000)}s`
+      : undefined,
     bodies: new BodyStore(nc),
     suppression: new SuppressionList(await kvm.open(SUPPRESSION_BUCKET), settings.suppressionTtlMs),
     config: opts.config,

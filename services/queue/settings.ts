@@ -19,6 +19,8 @@ export interface QueueSettings {
   retryDelayMs: number;
   /** Ack wait of the queue's consumers. */
   ackWaitMs: number;
+  /** How long the purge marker of a finished message's state lives (a late result then finds nothing either way). */
+  stateMarkerTtlMs: number;
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -40,5 +42,6 @@ export function readQueueSettings(env: NodeJS.ProcessEnv = process.env): QueueSe
     depthIntervalMs: parseDuration(env['POSTERN_QUEUE_METRICS_INTERVAL'] || '5s'),
     retryDelayMs: parseDuration(env['POSTERN_QUEUE_RETRY_DELAY'] || '2s'),
     ackWaitMs: parseDuration(env['POSTERN_QUEUE_ACK_WAIT'] || '30s'),
+    stateMarkerTtlMs: Math.max(1000, parseDuration(env['POSTERN_STATE_MARKER_TTL'] || '5m')),
   };
 }

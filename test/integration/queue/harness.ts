@@ -135,6 +135,8 @@ export async function startHarness(config: {
       depthIntervalMs: 200,
       retryDelayMs: 200,
       ackWaitMs: 10_000,
+      // Short, so a test can see a finished message's purge marker expire.
+      stateMarkerTtlMs: 1000,
     },
   });
   const js = jetstream(nc);
