@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --quick] [--systems postern,postern-mx,postfix,haraka] [--only compare,scaling,dead]
+ * `npm run bench [-- --quick] [--systems postern,postern-queued,postern-mx,postfix,haraka] [--only compare,scaling,dead]
  * [--profile] [--out DIR]`: Postern local mode side by side with Postfix (and Haraka when it installs),
  * alternating A B A B on the same sink in one run, then Postern's delivery/ingress scaling and the
  * dead-destination run. Writes bench/results/<date>/{results.json,report.md,*.svg}. Never part of the test suite.
@@ -113,6 +113,9 @@ try {
           ...(extra?.env ? { env: extra.env } : {}),
           logFile: join(outDir, 'logs', `${label}.log`),
         });
+    // The flow before issue #10's lean path (every message through the queue), for before/after in one run.
+    factories['postern-queued'] = (label, extra) =>
+      factories['postern']!(label, { ...extra, env: { ...extra?.env, POSTERN_DIRECT_ROUTING: '0' } });
   } else skipped.push('postern: services/delivery/main.ts does not exist yet (local mode cannot deliver)');
   if (postfixVersion())
     factories['postfix'] = async (label) =>

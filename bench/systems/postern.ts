@@ -163,7 +163,7 @@ export async function startPostern(o: PosternOptions): Promise<RunningSystem> {
   const roles = new Map<number, string>([[child.pid!, 'supervisor']]);
   for (const [name, pid] of Object.entries(pids)) roles.set(pid, name.replace(/-\d+$/, ''));
   return {
-    label: `postern (${o.route}${o.delivery > 1 ? `, ${o.delivery} delivery` : ''}${o.ingress > 1 ? `, ${o.ingress} ingress` : ''}${natsNodes > 1 ? `, nats×${natsNodes}` : ''})`,
+    label: `postern (${o.route}${o.env?.['POSTERN_DIRECT_ROUTING'] === '0' ? ', via queue' : ''}${o.delivery > 1 ? `, ${o.delivery} delivery` : ''}${o.ingress > 1 ? `, ${o.ingress} ingress` : ''}${natsNodes > 1 ? `, nats×${natsNodes}` : ''})`,
     smtp: { host: '127.0.0.1', port: o.smtpPort },
     natsUrl,
     processes: () => roles,

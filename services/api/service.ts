@@ -7,7 +7,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import type { ConfigStore } from '../common/config/store.ts';
-import { createSubmitter } from '../common/submit.ts';
+import { createSubmitter, directRoutingEnabled, openDirectRouting } from '../common/submit.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { createClientRateLimiter } from '../ingress/client-rate.ts';
 import { createHandler } from './handler.ts';
@@ -42,6 +42,9 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   const submitter = createSubmitter(nc, {
     timeoutMs: settings.publishTimeoutMs,
     inlineBodyMax: settings.inlineBodyMax,
+    ...((settings.directRouting ?? directRoutingEnabled())
+      ? { direct: await openDirectRouting(nc, config) }
+      : {}),
     onCleanupError: (msgId, err) => logger.warn({ msgId, err: err.message }, 'could not delete orphan body'),
   });
   const handler = createHandler({ settings, config, submitter, rates, metrics, logger });

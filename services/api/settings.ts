@@ -1,6 +1,8 @@
 /** HTTP API settings from the environment (local mode and the chart set these; see docs/api.md). */
+
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { directRoutingEnabled } from '../common/submit.ts';
 
 export interface ApiSettings {
   host: string;
@@ -15,6 +17,11 @@ export interface ApiSettings {
   /** How long to wait for the JetStream PubAck before answering 503. */
   publishTimeoutMs: number;
   inlineBodyMax: number;
+  /**
+   * Route the common case at receipt and publish its job straight to delivery (services/common/submit.ts, the
+   * lean path); `POSTERN_DIRECT_ROUTING=0` turns it off. Absent: on.
+   */
+  directRouting?: boolean;
   rateLimitTimeoutMs: number;
   /** PEM certificate and key: the listener speaks HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
@@ -53,6 +60,7 @@ export function readApiSettings(env: NodeJS.ProcessEnv = process.env): ApiSettin
     ),
     publishTimeoutMs: positiveInt(env, 'POSTERN_PUBLISH_TIMEOUT_MS', 5000),
     inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 16 * 1024),
+    directRouting: directRoutingEnabled(env),
     rateLimitTimeoutMs: positiveInt(env, 'POSTERN_RATE_LIMIT_TIMEOUT_MS', 500),
     trustForwardedProto: env['POSTERN_API_TRUST_FORWARDED_PROTO'] === 'true',
   };

@@ -1,17 +1,26 @@
 /**
- * Durable hand-off to the queue: the body goes inline (small) or to the body store (services/common/body-store.ts:
- * the BODIES stream, or the object store when huge), then the
- * Envelope is published on SUBMIT with Nats-Msg-Id = message id. `submit` resolves only once JetStream has
- * acknowledged everything (DESIGN §3 rule 1) — the caller answers 250 after that and 451 when it rejects.
+ * Durable hand-off of an accepted message: the body goes inline (small) or to the body store
+ * (services/common/body-store.ts: the BODIES stream, or the object store when huge), then
+ * - the common case (docs/architecture.md "The lean path"): a message whose recipients all share one route, with
+ *   no RFC 3461 parameters, no hold and no suppressed recipient, is routed here with the live config
+ *   (services/common/router.ts, the queue's own routing) and its one delivery job is published straight on
+ *   OUTBOUND, marked `direct` — the queue never hears of it unless an attempt does not deliver every recipient;
+ * - everything else: the Envelope is published on SUBMIT with Nats-Msg-Id = message id, for the queue to route.
+ * `submit` resolves only once JetStream has acknowledged everything (DESIGN §3 rule 1) — the caller answers 250
+ * after that and 451 when it rejects.
  */
 
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BodyStore } from './body-store.ts';
+import type { ConfigSnapshot } from './config/resolved.ts';
 import { encodeContract } from './contracts.ts';
 import { msgIds } from './msg-ids.ts';
-import { SUBJECTS } from './nats.ts';
-import type { BodyRef, Envelope } from './types.ts';
+import { SUBJECTS, SUPPRESSION_BUCKET } from './nats.ts';
+import { destinationKey, planDelivery } from './router.ts';
+import { SuppressionList } from './suppression.ts';
+import type { BodyRef, DeliveryJob, Envelope } from './types.ts';
 
 /** One shard for now; the queue consumes `mail.submit.>` so more shards need no consumer change. */
 export const SUBMIT_SHARD = 0;
@@ -21,9 +30,18 @@ export interface Submitter {
   submit(envelope: Omit<Envelope, 'body' | 'size'>, body: Buffer): Promise<{ stored: 'inline' | 'object' }>;
 }
 
+/** What routing at receipt needs: the live config and the suppression list. */
+export interface DirectRouting {
+  snapshot(): ConfigSnapshot;
+  /** The recipients suppressed now; a failure sends the message the queue's way (it looks again). */
+  suppressed(recipients: string[]): Promise<Set<string>>;
+}
+
 export interface SubmitterOptions {
   timeoutMs: number;
   inlineBodyMax: number;
+  /** Route the common case at receipt (see the module comment); absent: every message goes to SUBMIT. */
+  direct?: DirectRouting;
   /** Best-effort cleanup failures are reported here (with the message id), never thrown. */
   onCleanupError?: (id: string, err: Error) => void;
 }
@@ -59,6 +77,40 @@ function definitelyNotStored(err: unknown): boolean {
   return false;
 }
 
+/**
+ * Routing at receipt over the live config and the suppression bucket (bound, never created: the operator or
+ * local mode owns the topology). `POSTERN_DIRECT_ROUTING=0` turns it off: every message then goes through the
+ * queue (the flow before issue #10; the bench compares both).
+ */
+export async function openDirectRouting(
+  nc: NatsConnection,
+  config: { snapshot(): ConfigSnapshot },
+): Promise<DirectRouting> {
+  const list = new SuppressionList(await new Kvm(nc).open(SUPPRESSION_BUCKET), 0);
+  return { snapshot: () => config.snapshot(), suppressed: (recipients) => list.suppressed(recipients) };
+}
+
+/** Whether routing at receipt is on (`POSTERN_DIRECT_ROUTING`, default on). */
+export function directRoutingEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !/^(0|false|off|no)$/i.test(env.POSTERN_DIRECT_ROUTING ?? '');
+}
+
+/**
+ * The message's one delivery job when it can skip the queue: one route, nothing suppressed, no hold, no RFC 3461
+ * parameters (success and delay notices are the queue's), not a DSN. Undefined sends it to SUBMIT.
+ */
+async function directJob(env: Envelope, routing: DirectRouting): Promise<DeliveryJob | undefined> {
+  if (env.hold || env.dsn || (env.kind ?? 'mail') !== 'mail') return undefined;
+  const plan = planDelivery(env, routing.snapshot());
+  if (plan.jobs.length !== 1) return undefined;
+  try {
+    if ((await routing.suppressed(plan.jobs[0]!.recipients)).size > 0) return undefined;
+  } catch {
+    return undefined;
+  }
+  return { ...plan.jobs[0]!, direct: true };
+}
+
 export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Submitter {
   const js: JetStreamClient = jetstream(nc, { timeout: opts.timeoutMs });
   const bodies = new BodyStore(nc, opts.timeoutMs);
@@ -82,12 +134,13 @@ export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Sub
         envelope = { ...partial, size: body.length, body: ref };
       }
       try {
-        // Nats-Msg-Id = message id: a retried publish inside the duplicate window is stored once.
+        const job = opts.direct && (await directJob(envelope, opts.direct));
+        // Nats-Msg-Id = the job's or the message's id: a retried publish inside the duplicate window is stored once.
+        const [subject, payload, msgID] = job
+          ? [SUBJECTS.outbound(job.pool, destinationKey(job.route)), job, msgIds.job(job.jobId, job.attempt)]
+          : [SUBJECTS.submit(SUBMIT_SHARD), envelope, msgIds.submission(id)];
         await withDeadline(
-          js.publish(SUBJECTS.submit(SUBMIT_SHARD), encodeContract(envelope), {
-            msgID: msgIds.submission(id),
-            timeout: opts.timeoutMs,
-          }),
+          js.publish(subject, encodeContract(payload), { msgID, timeout: opts.timeoutMs }),
           opts.timeoutMs,
           `publish ${id}`,
         );

@@ -236,6 +236,13 @@ const JobFields = {
   dsn: Type.Optional(DsnParams),
   /** A delay warning (RFC 3464 Action: delayed) was sent for this job's recipients: never a second one. */
   delayWarned: Type.Optional(Type.Boolean()),
+  /**
+   * Routed at receipt (services/common/submit.ts, the lean path): the job went straight to OUTBOUND and the queue
+   * holds no state for its message. Delivery settles an attempt that delivered every recipient itself (events,
+   * body); any other result goes to RESULTS with the body, and the queue adopts the message (lifecycle.ts).
+   * Only the first attempt of a single-destination message without DSN requests or hold is direct.
+   */
+  direct: Type.Optional(Type.Boolean()),
 };
 
 /** Published by the queue on OUTBOUND (`mail.out.<pool>.<destination>`): one per message × destination. */
@@ -271,6 +278,8 @@ export const DeliveryResult = Type.Object({
   outcomes: Type.Array(RecipientOutcome),
   attemptedAt: Type.String(),
   durationMs: Type.Number({ minimum: 0 }),
+  /** A direct job's body: the queue has no state holding it and needs it to retry, hold or bounce the message. */
+  body: Type.Optional(BodyRef),
 });
 export type DeliveryResult = Static<typeof DeliveryResult>;
 

@@ -1,11 +1,15 @@
 /** Delivery metrics (names fixed by the dashboards; see docs/delivery.md). */
+
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { recipientsFinalCounter } from '../common/recipient-metrics.ts';
 
 export interface DeliveryMetrics {
   attempts: Counter<'pool' | 'result'>;
   duration: Histogram<'pool'>;
   connectionsActive: Gauge<'pool'>;
   siteWaits: Counter<'pool'>;
+  /** Recipients of direct jobs this process settled (all delivered on the first attempt). */
+  recipientsFinal: Counter<'result'>;
 }
 
 /** Sites named in postern_site_state; the rest are summed under `other` (bounded label cardinality). */
@@ -61,5 +65,6 @@ export function createDeliveryMetrics(registry: Registry): DeliveryMetrics {
       labelNames: ['pool'],
       registers: [registry],
     }),
+    recipientsFinal: recipientsFinalCounter([registry]),
   };
 }

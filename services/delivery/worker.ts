@@ -7,7 +7,8 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { consumeSupervised } from '../common/consume.ts';
 import { encodeContract, readDeliveryJob } from '../common/contracts.ts';
-import { msgIds } from '../common/msg-ids.ts';
+import { attemptEvent, publishEvent, receivedEvent } from '../common/events.ts';
+import { attemptOccurrence, msgIds } from '../common/msg-ids.ts';
 import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
 import type { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
@@ -53,6 +54,32 @@ async function scheduleWait(js: JetStreamClient, m: JsMsg, job: DeliveryJob, wai
     msgID: msgIds.siteWait(job.jobId, job.attempt, m.seq),
     schedule: { specification: new Date(wait.untilMs), target: m.subject },
   });
+}
+
+/** Every recipient of the job was delivered in this attempt. */
+function allDelivered(job: DeliveryJob, outcomes: RecipientOutcome[]): boolean {
+  const delivered = new Set(outcomes.filter((o) => o.status === 'delivered').map((o) => o.recipient));
+  return job.recipients.every((r) => delivered.has(r));
+}
+
+/**
+ * A direct job delivered to every recipient: its message's `received` and `delivered` events, issued in that
+ * order on one connection (so stored in that order) and both acknowledged before the job is acked.
+ */
+async function settleDirect(
+  js: JetStreamClient,
+  job: DeliveryJob,
+  outcomes: RecipientOutcome[],
+  attemptedAt: string,
+): Promise<void> {
+  await Promise.all([
+    publishEvent(js, receivedEvent(job, job.receivedAt), job.messageId),
+    publishEvent(
+      js,
+      attemptEvent('delivered', job, outcomes, attemptedAt),
+      attemptOccurrence(job.jobId, job.attempt),
+    ),
+  ]);
 }
 
 export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
@@ -120,20 +147,36 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
       }
       const outcomes: RecipientOutcome[] = attempt.outcomes;
       const durationMs = Math.round(performance.now() - started);
-      // The body stays behind: the queue has its reference in the message state (a result is a small message).
-      // siteWait (a reserved token, wait count) belongs to this attempt only: the next one starts afresh.
-      const { body: _body, siteWait: _siteWait, ...jobWithoutBody } = job;
-      const result: DeliveryResult = {
-        job: jobWithoutBody,
-        outcomes,
-        attemptedAt: new Date().toISOString(),
-        durationMs,
-      };
-      // Nats-Msg-Id per attempt: a redelivered job that was already reported is deduplicated by the stream.
-      await js.publish(SUBJECTS.result(pool), encodeContract(result), {
-        msgID: msgIds.result(job.jobId, job.attempt),
-      });
-      await m.ackAck();
+      const attemptedAt = new Date().toISOString();
+      if (job.direct && allDelivered(job, outcomes)) {
+        // The lean path's common case: nothing for the queue to do, so its events are published here (the same
+        // events under the same ids as the queue's, services/common/events.ts), then the job is acked, then its
+        // stored body goes (after the ack: a redelivered job must still find it).
+        await settleDirect(js, job, outcomes, attemptedAt);
+        await m.ackAck();
+        metrics.recipientsFinal.inc({ result: 'delivered' }, outcomes.length);
+        if (!('inline' in job.body))
+          void opts.ctx.bodies
+            .delete(job.body)
+            .catch((err: Error) => jlog.warn({ err: err.message }, 'could not delete the delivered body'));
+      } else {
+        // The body stays behind: the queue has its reference in the message state (a result is a small message),
+        // except for a direct job, whose message the queue adopts from this result.
+        // siteWait (a reserved token, wait count) belongs to this attempt only: the next one starts afresh.
+        const { body, siteWait: _siteWait, ...jobWithoutBody } = job;
+        const result: DeliveryResult = {
+          job: jobWithoutBody,
+          outcomes,
+          attemptedAt,
+          durationMs,
+          ...(job.direct ? { body } : {}),
+        };
+        // Nats-Msg-Id per attempt: a redelivered job that was already reported is deduplicated by the stream.
+        await js.publish(SUBJECTS.result(pool), encodeContract(result), {
+          msgID: msgIds.result(job.jobId, job.attempt),
+        });
+        await m.ackAck();
+      }
       metrics.duration.observe({ pool }, durationMs / 1000);
       for (const o of outcomes) metrics.attempts.inc({ pool, result: RESULT_LABEL[o.status] });
       jlog.info(

@@ -7,7 +7,7 @@ import type { Registry } from 'prom-client';
 import type { SMTPServer } from 'smtp-server';
 import type { ConfigStore } from '../common/config/store.ts';
 import { createDnsResolver } from '../common/dns-resolver.ts';
-import { createSubmitter } from '../common/submit.ts';
+import { createSubmitter, directRoutingEnabled, openDirectRouting } from '../common/submit.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { AuthLockout } from './auth-lockout.ts';
 import { createClientRateLimiter } from './client-rate.ts';
@@ -91,6 +91,9 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
   const submitter = createSubmitter(nc, {
     timeoutMs: settings.publishTimeoutMs,
     inlineBodyMax: settings.inlineBodyMax,
+    ...((settings.directRouting ?? directRoutingEnabled())
+      ? { direct: await openDirectRouting(nc, config) }
+      : {}),
     onCleanupError: (msgId, err) => logger.warn({ msgId, err: err.message }, 'could not delete orphan body'),
   });
   const senderAuth = createSenderAuth({

@@ -1,8 +1,10 @@
 /** Ingress settings from the environment (local mode and the chart set these; see docs/ingress.md). */
+
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isCidr } from '../common/config/validate.ts';
 import { readDnsServers } from '../common/dns-resolver.ts';
+import { directRoutingEnabled } from '../common/submit.ts';
 import {
   type ContentFilterSettings,
   type DnsblSettings,
@@ -46,6 +48,11 @@ export interface IngressSettings {
   publishTimeoutMs: number;
   /** Bodies up to this many bytes travel inline in the Envelope; larger ones go to the object store. */
   inlineBodyMax: number;
+  /**
+   * Route the common case at receipt and publish its job straight to delivery (services/common/submit.ts, the
+   * lean path); `POSTERN_DIRECT_ROUTING=0` turns it off. Absent: on.
+   */
+  directRouting?: boolean;
   /**
    * SO_REUSEPORT on the listeners, so several ingress processes on one host share a port and the kernel spreads
    * connections across them (local mode with --ingress N; in a cluster each pod has its own address).
@@ -251,6 +258,7 @@ export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): Ingre
     maxMessageSize: positiveInt(env, 'POSTERN_MAX_MESSAGE_SIZE', 25 * 1024 * 1024),
     publishTimeoutMs: positiveInt(env, 'POSTERN_PUBLISH_TIMEOUT_MS', 5000),
     inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 16 * 1024),
+    directRouting: directRoutingEnabled(env),
     reusePort: env['POSTERN_REUSE_PORT'] === 'true',
     rateLimitTimeoutMs: positiveInt(env, 'POSTERN_RATE_LIMIT_TIMEOUT_MS', 500),
     limits: readAbuseLimits(env),

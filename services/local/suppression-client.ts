@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
+import type { ListedSuppression } from '../common/suppression.ts';
 import { checkInput, type SuppressionInput } from '../queue/admin-suppression.ts';
-import type { ListedSuppression } from '../queue/suppression.ts';
 import { callAdmin, QueueClientError } from './queue-client.ts';
 
 /** The CSV columns, in export order; an import needs `address` and reads the others when present. */

@@ -3,10 +3,10 @@
  * message state in KV and on the deferred jobs' message schedules in OUTBOUND.
  */
 
+import { destinationKey } from '../common/router.ts';
 import { tlsSummary } from '../common/tls-summary.ts';
 import { applyEvent } from './apply.ts';
 import type { QueueContext } from './context.ts';
-import { destinationKey } from './router.ts';
 import { type MessageState, readState, stateKey } from './state.ts';
 
 /** A message as the admin API shows it. */

@@ -11,9 +11,9 @@
 import type { IncomingMessage } from 'node:http';
 import { parseDuration } from '../common/durations.ts';
 import { SUPPRESSION_MAX_AGE_MS } from '../common/nats.ts';
+import { SUPPRESSION_REASONS, type SuppressionReason } from '../common/suppression.ts';
 import { checkMailbox } from '../ingress/address-syntax.ts';
 import type { QueueContext } from './context.ts';
-import { SUPPRESSION_REASONS, type SuppressionReason } from './suppression.ts';
 
 export interface AdminReply {
   status: number;

@@ -5,13 +5,14 @@
  * and runs the transition again; outputs published by a lost round are published again under the same
  * Nats-Msg-Ids and deduplicated by the stream.
  */
+import { publishEvent } from '../common/events.ts';
 import { STREAMS, SUBJECTS } from '../common/nats.ts';
 import { deleteBody } from './body.ts';
 import { sendDsn } from './bounces.ts';
 import type { QueueContext } from './context.ts';
 import { type LifecycleEvent, type Output, type Transition, transition } from './lifecycle.ts';
-import { publishEvent, publishJob, scheduleJob } from './outputs.ts';
-import { isCasConflict, type MessageState, readState, stateKey } from './state.ts';
+import { publishJob, scheduleJob } from './outputs.ts';
+import { isCasConflict, type MessageState, readState, stateKey, wasDeleted } from './state.ts';
 
 const MAX_ROUNDS = 100;
 
@@ -47,9 +48,14 @@ async function run(ctx: QueueContext, t: Transition, outputs: Output[]): Promise
         return;
     }
   };
-  // DSNs first: a notice (and its dsn event) is out before the attempt's other events and its next schedule.
+  // A message's `received` event first; then DSNs: a notice (and its dsn event) is out before the attempt's other
+  // events and its next schedule.
+  const received = (o: Output) => o.kind === 'event' && o.event.kind === 'received';
+  await Promise.all(outputs.filter(received).map(one));
   await Promise.all(outputs.filter((o) => o.kind === 'dsn').map(one));
-  await Promise.all(outputs.filter((o) => o.kind !== 'delete-body' && o.kind !== 'dsn').map(one));
+  await Promise.all(
+    outputs.filter((o) => o.kind !== 'delete-body' && o.kind !== 'dsn' && !received(o)).map(one),
+  );
   for (const o of outputs) if (o.kind === 'delete-body') await one(o);
   return dsnSent;
 }
@@ -65,7 +71,10 @@ export async function applyEvent(
     // A new submission's state is created without reading first (the common case); a redelivered one loses
     // the create and reads what the first one planned.
     const current = round === 0 && event.kind === 'submitted' ? undefined : await readState(ctx.state, key);
-    const t = transition(current?.state, event);
+    // A direct job's result without state: adopted, unless a deletion marker says the message completed.
+    const completed =
+      event.kind === 'attempted' && event.result.job.direct && !current && (await wasDeleted(ctx.state, key));
+    const t = transition(current?.state, completed ? { ...event, completed } : event);
     let dsnSent = await run(ctx, t, t.before);
     try {
       if (t.write === 'create') await ctx.state.create(key, JSON.stringify(t.state));

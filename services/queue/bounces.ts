@@ -4,12 +4,13 @@
  * small enough), builds the RFC 3464 report and submits it, deduped by `dsn.<jobId>.<attempt>[.<kind>]`.
  */
 
+import { publishEvent } from '../common/events.ts';
 import { msgIds } from '../common/msg-ids.ts';
 import type { DsnParams } from '../common/types.ts';
 import { readHeaderSection, readSmallMessage } from './body.ts';
 import type { QueueContext } from './context.ts';
 import { actionOf, buildDsn, type DsnRecipient, dsnEnvelope, dsnKind, mayBounce } from './dsn.ts';
-import { publishEvent, submitEnvelope } from './outputs.ts';
+import { submitEnvelope } from './outputs.ts';
 import type { MessageState } from './state.ts';
 
 /** The original message as far as a DSN needs it. */

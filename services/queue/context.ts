@@ -3,9 +3,9 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { BodyStore } from '../common/body-store.ts';
 import type { ConfigStore } from '../common/config/store.ts';
+import type { SuppressionList } from '../common/suppression.ts';
 import type { Logger } from '../common/telemetry.ts';
 import type { QueueMetrics } from './metrics.ts';
-import type { SuppressionList } from './suppression.ts';
 
 export interface QueueContext {
   js: JetStreamClient;

@@ -12,7 +12,9 @@
  * outputs in `after` follow the write (a submission's jobs follow the state that lists them; purges and body
  * deletion follow the state that no longer needs them).
  */
+import { attemptEvent, receivedEvent } from '../common/events.ts';
 import { attemptOccurrence, msgIds, suppressionOccurrence } from '../common/msg-ids.ts';
+import type { DeliveryPlan } from '../common/router.ts';
 import type {
   DeliveryJob,
   DeliveryResult,
@@ -25,7 +27,6 @@ import { suppressionReason } from './bounce-codes.ts';
 import type { DsnRecipient } from './dsn.ts';
 import { planNotices, wantsNotice } from './notices.ts';
 import { type AttemptDecision, decideAttempt } from './retry.ts';
-import type { DeliveryPlan } from './router.ts';
 import type { FinalResult, JobState, MessageState } from './state.ts';
 
 /** Local reason recorded for recipients on the suppression list. */
@@ -34,8 +35,11 @@ export const SUPPRESSED_RESPONSE = '550 5.1.1 recipient suppressed after a recen
 export type LifecycleEvent =
   /** An accepted message from SUBMIT, routed by the queue (router.ts). */
   | { kind: 'submitted'; envelope: Envelope; plan: DeliveryPlan; at: Date }
-  /** One delivery attempt's result from RESULTS: delivered, deferred, failed or expired per recipient. */
-  | { kind: 'attempted'; result: DeliveryResult; at: Date }
+  /**
+   * One delivery attempt's result from RESULTS: delivered, deferred, failed or expired per recipient. `completed`:
+   * the message's state was deleted recently (a marker is left), so a direct job's result is a redelivered one.
+   */
+  | { kind: 'attempted'; result: DeliveryResult; at: Date; completed?: boolean }
   /** Operator actions (admin API, `postern queue …`), like postsuper -h / -H / -d and postqueue -i. */
   | { kind: 'hold' | 'release' | 'retry-now' | 'delete'; at: Date };
 
@@ -180,14 +184,7 @@ function submitted(existing: MessageState | undefined, e: Extract<LifecycleEvent
   }
   after.push({
     kind: 'event',
-    event: {
-      kind: 'received',
-      messageId: env.id,
-      at,
-      from: env.from,
-      recipients: env.to,
-      ...(plan.policy ? { policy: plan.policy } : {}),
-    },
+    event: receivedEvent({ messageId: env.id, from: env.from, recipients: env.to, policy: plan.policy }, at),
     occurrence: env.id,
   });
   // Every recipient suppressed: no state is kept and nothing will ever read the body again.
@@ -207,7 +204,45 @@ function submitted(existing: MessageState | undefined, e: Extract<LifecycleEvent
  * (a redelivery) or belongs to a dropped message: nothing changes, except that a complete state a crash left
  * behind is cleaned up now.
  */
-function attempted(state: MessageState | undefined, e: Extract<LifecycleEvent, { kind: 'attempted' }>) {
+function attempted(
+  state: MessageState | undefined,
+  e: Extract<LifecycleEvent, { kind: 'attempted' }>,
+): Transition {
+  if (!state && e.result.job.direct) return adopted(e);
+  return recorded(state, e);
+}
+
+/**
+ * The result of a direct job (routed at receipt, no state yet) that did not deliver every recipient: the queue
+ * adopts the message — the state it would have planned at submission, then the attempt on it — so retries, holds,
+ * bounces and `postern queue` work as for any message. Its `received` event was not published yet (delivery
+ * publishes it only with a delivery it settles itself). A result for a message completed meanwhile (a redelivered
+ * result) or without its body changes nothing.
+ */
+function adopted(e: Extract<LifecycleEvent, { kind: 'attempted' }>): Transition {
+  const { result } = e;
+  const { direct: _direct, ...job } = result.job;
+  if (e.completed || !result.body) return nothing(undefined);
+  const planned: MessageState = {
+    id: job.messageId,
+    from: job.from,
+    receivedAt: job.receivedAt,
+    kind: job.kind,
+    body: result.body,
+    jobs: { [job.jobId]: { status: 'active', attempt: job.attempt, job } },
+    final: {},
+  };
+  const t = recorded(planned, { ...e, result: { ...result, job } });
+  const received: Output = {
+    kind: 'event',
+    event: receivedEvent({ ...job, recipients: job.recipients }, job.receivedAt),
+    occurrence: job.messageId,
+  };
+  // The state did not exist: it is created, and a message this very result completes needs none at all.
+  return { ...t, before: [received, ...t.before], write: t.write === 'update' ? 'create' : 'none' };
+}
+
+function recorded(state: MessageState | undefined, e: Extract<LifecycleEvent, { kind: 'attempted' }>) {
   const { result } = e;
   const { job } = result;
   const js = state?.jobs[job.jobId];
@@ -245,30 +280,15 @@ function attempted(state: MessageState | undefined, e: Extract<LifecycleEvent, {
     });
   }
   const deferred = d.next ? result.outcomes.filter((o) => d.next!.job.recipients.includes(o.recipient)) : [];
-  const groups: [MailEvent['kind'], RecipientOutcome[]][] = [
+  const groups: [Parameters<typeof attemptEvent>[0], RecipientOutcome[]][] = [
     ['delivered', d.delivered],
     ['bounced', d.failed],
     ['expired', d.expired],
     ['deferred', deferred],
   ];
   for (const [kind, list] of groups) {
-    if (list.length === 0) continue;
-    before.push({
-      kind: 'event',
-      occurrence,
-      event: {
-        kind,
-        messageId: job.messageId,
-        at: result.attemptedAt,
-        from: job.from,
-        recipients: list.map((o) => o.recipient),
-        response: list[0]!.response,
-        attempt: job.attempt,
-        pool: job.pool,
-        ...(job.policy ? { policy: job.policy } : {}),
-        ...(list[0]!.tls ? { tls: list[0]!.tls } : {}),
-      },
-    });
+    if (list.length > 0)
+      before.push({ kind: 'event', occurrence, event: attemptEvent(kind, job, list, result.attemptedAt) });
   }
 
   const next = structuredClone(state);

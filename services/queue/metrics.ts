@@ -1,5 +1,7 @@
 /** Queue metrics (names fixed by the dashboards; see docs/queue.md). */
+
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { recipientsFinalCounter } from '../common/recipient-metrics.ts';
 import { TopSites } from './site-labels.ts';
 
 export interface QueueMetrics {
@@ -56,11 +58,6 @@ export function createQueueMetrics(registry: Registry, topSites = 10): QueueMetr
       labelNames: ['pool'],
       registers,
     }),
-    recipientsFinal: new Counter({
-      name: 'postern_recipients_final_total',
-      help: 'Recipients that reached a final state.',
-      labelNames: ['result'],
-      registers,
-    }),
+    recipientsFinal: recipientsFinalCounter(registers),
   };
 }

@@ -8,8 +8,8 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { encodeContract } from '../common/contracts.ts';
 import { msgIds } from '../common/msg-ids.ts';
 import { SUBJECTS } from '../common/nats.ts';
-import type { DeliveryJob, Envelope, MailEvent } from '../common/types.ts';
-import { destinationKey } from './router.ts';
+import { destinationKey } from '../common/router.ts';
+import type { DeliveryJob, Envelope } from '../common/types.ts';
 
 /** Publishes a job for immediate delivery on OUTBOUND. */
 export async function publishJob(js: JetStreamClient, job: DeliveryJob): Promise<void> {
@@ -33,13 +33,6 @@ export async function scheduleJob(
   await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), encodeContract(job), {
     msgID,
     schedule: { specification: due, target: SUBJECTS.outbound(job.pool, destinationKey(job.route)) },
-  });
-}
-
-/** Publishes an event on EVENTS; `dedupeKey` identifies the occurrence (job + attempt). */
-export async function publishEvent(js: JetStreamClient, event: MailEvent, dedupeKey: string): Promise<void> {
-  await js.publish(SUBJECTS.event(event.kind), encodeContract(event), {
-    msgID: msgIds.event(event.kind, dedupeKey),
   });
 }
 

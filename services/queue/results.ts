@@ -5,10 +5,11 @@
  * its last job is final. A crash in between redelivers the result, which recomputes the same outputs (deduplicated
  * by Nats-Msg-Id) and then records them; a result already recorded changes nothing and is only acknowledged.
  */
+
+import { destinationKey } from '../common/router.ts';
 import type { DeliveryResult } from '../common/types.ts';
 import { applyEvent } from './apply.ts';
 import type { QueueContext } from './context.ts';
-import { destinationKey } from './router.ts';
 
 export async function handleResult(ctx: QueueContext, result: DeliveryResult): Promise<void> {
   const { job } = result;

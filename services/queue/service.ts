@@ -12,6 +12,7 @@ import type { ConfigStore } from '../common/config/store.ts';
 import { readDeliveryResult, readEnvelope } from '../common/contracts.ts';
 import { CONSUMERS, ensureConsumer, STATE_BUCKET, STREAMS, SUPPRESSION_BUCKET } from '../common/nats.ts';
 import { LoopSupervisor } from '../common/supervise.ts';
+import { SuppressionList } from '../common/suppression.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { startAdminServer } from './admin.ts';
 import { runConsumer } from './consumer.ts';
@@ -21,7 +22,6 @@ import { createQueueMetrics } from './metrics.ts';
 import { handleResult } from './results.ts';
 import type { QueueSettings } from './settings.ts';
 import { handleSubmission } from './submissions.ts';
-import { SuppressionList } from './suppression.ts';
 
 export interface QueueService {
   /** Bound admin API port. */

@@ -53,6 +53,15 @@ export async function readState(
   return { state: e.json<MessageState>(), revision: e.revision };
 }
 
+/**
+ * Whether the key's latest entry is a deletion or purge marker: the message completed recently (markers expire
+ * after POSTERN_STATE_MARKER_TTL, well beyond any redelivery of the results that completed it).
+ */
+export async function wasDeleted(kv: KV, key: string): Promise<boolean> {
+  const e = await kv.get(key);
+  return e !== null && e.operation !== 'PUT';
+}
+
 /** A compare-and-set lost to a concurrent writer (update/delete at a stale revision, create of an existing key). */
 export function isCasConflict(err: unknown): boolean {
   return /wrong last sequence|key exists/i.test(String((err as Error)?.message ?? err));

@@ -4,10 +4,11 @@
  * the submission only after this resolves, so a crash at any point redelivers it; every step is idempotent
  * (the state is created once, every publish carries a Nats-Msg-Id).
  */
+
+import { planDelivery } from '../common/router.ts';
 import type { Envelope } from '../common/types.ts';
 import { applyEvent } from './apply.ts';
 import type { QueueContext } from './context.ts';
-import { planDelivery } from './router.ts';
 
 export async function handleSubmission(ctx: QueueContext, env: Envelope): Promise<void> {
   const suppressedNow = await ctx.suppression.suppressed(env.to);

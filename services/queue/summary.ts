@@ -6,7 +6,7 @@
  * `host:port`, the mailbox store `host:port`, or the recipient domain of an MX route. Domains that share MX hosts
  * are not rolled up here: that happens in delivery, after DNS, which the queue does not do.
  */
-import { destinationKey } from './router.ts';
+import { destinationKey } from '../common/router.ts';
 import type { JobState, MessageState } from './state.ts';
 
 /** qshape's columns: upper bounds in minutes; the last bucket holds everything older. */

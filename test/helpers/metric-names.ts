@@ -12,7 +12,7 @@ export const FIXED_METRICS: Readonly<Record<string, string>> = {
   postern_bounces_total: 'services/queue/metrics.ts',
   postern_dsn_sent_total: 'services/queue/metrics.ts',
   postern_messages_deferred_total: 'services/queue/metrics.ts',
-  postern_recipients_final_total: 'services/queue/metrics.ts',
+  postern_recipients_final_total: 'services/common/recipient-metrics.ts',
   postern_site_deferrals_total: 'services/queue/metrics.ts',
   postern_delivery_attempts_total: 'services/delivery/metrics.ts',
   postern_delivery_duration_seconds: 'services/delivery/metrics.ts',

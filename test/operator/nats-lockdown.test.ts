@@ -338,10 +338,11 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
     assert.doesNotMatch(serverLog, /Violation/, 'no component was refused anything it does');
   });
 
-  it('ingress may only submit: no delivery jobs, no config writes, no reading bodies or other inboxes', async () => {
+  it('ingress may only submit (envelopes, or direct jobs): no schedules, results, config writes, bodies or other inboxes', async () => {
     const nc = await connectAs('ingress');
     const js = jetstream(nc);
-    await denied('publish a delivery job', () => js.publish(SUBJECTS.outbound('default', 'far.test'), '{}'));
+    // Direct jobs on mail.out.> are allowed (routing at receipt, services/common/submit.ts); schedules are not.
+    await denied('schedule a job', () => js.publish(SUBJECTS.scheduled('default', 'x.0'), '{}'));
     await denied('publish a result', () => js.publish(SUBJECTS.result('default'), '{}'));
     await denied('write the config bucket', async () =>
       (await new Kvm(nc).open('config')).put('domain.evil.test', '{}'),

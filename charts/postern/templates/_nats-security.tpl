@@ -50,9 +50,16 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
   "$JS.API.CONSUMER.DELETE.OBJ_bodies.*"
 }}
 {{- $users := dict }}
+{{- /* Routing at receipt (services/common/submit.ts, the lean path): a direct job on any pool's OUTBOUND subject,
+     after a look at the suppression list. */}}
+{{- $route := list
+  "mail.out.>"
+  "$JS.API.DIRECT.GET.KV_suppression.>"
+  "$JS.API.STREAM.MSG.GET.KV_suppression"
+}}
 {{- /* Ingress: submissions and bodies in, per-client counters (CLIENT_RATE, AUTH_FAILURES). */}}
 {{- $_ := set $users "ingress" (dict
-  "pub" (concat $read (list
+  "pub" (concat $read $route (list
     "mail.submit.>"
     "mail.body.>"
     "$O.bodies.>"
@@ -66,7 +73,7 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
 {{- /* HTTP API (when enabled): submits like ingress (services/common/submit.ts) under the per-client rate. */}}
 {{- if .Values.api.enabled }}
 {{- $_ := set $users "api" (dict
-  "pub" (concat $read (list
+  "pub" (concat $read $route (list
     "mail.submit.>"
     "mail.body.>"
     "$O.bodies.>"
@@ -162,7 +169,8 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
 ) }}
 {{- end }}
 {{- /* Delivery, one user per pool: its own consumer, results and re-schedules of its pool, site state and
-     leases, MTA-STS cache, TLS-RPT (sessions stream, report claims, the report mail it submits). */}}
+     leases, MTA-STS cache, TLS-RPT (sessions stream, report claims, the report mail it submits); for a direct job
+     it settles itself (all delivered) the received/delivered events and the body deletion. */}}
 {{- range .Values.delivery.pools }}
 {{- $c := printf "delivery-%s" .name }}
 {{- $_ := set $users $c (dict
@@ -174,6 +182,11 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
     (printf "mail.result.%s" .name)
     (printf "mail.sched.%s.>" .name)
     "mail.event.site.>"
+    "mail.event.received"
+    "mail.event.delivered"
+    "$JS.API.STREAM.PURGE.BODIES"
+    "$JS.API.STREAM.PURGE.OBJ_bodies"
+    "$O.bodies.>"
     "$KV.sites.>"
     "$KV.site-leases.>"
     "$KV.mta-sts.>"

@@ -67,6 +67,8 @@ describe('API service (in-process, real nats-server)', () => {
     maxRequestBytes: 64 * 1024,
     publishTimeoutMs: 1500,
     inlineBodyMax: 16 * 1024,
+    // The tests read envelopes from SUBMIT; routing at receipt has its own tests (ingress/direct-routing.test.ts).
+    directRouting: false,
     rateLimitTimeoutMs: 500,
     trustForwardedProto: false,
     ...over,

@@ -216,6 +216,7 @@ describe('content filter (real rspamd, real nats-server, swaks)', () => {
           publishTimeoutMs: 1500,
           inlineBodyMax: 256 * 1024,
           reusePort: false,
+          directRouting: false,
           contentFilter,
         },
       });

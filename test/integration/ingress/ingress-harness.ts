@@ -93,6 +93,9 @@ export async function startHarness(opts: {
       publishTimeoutMs: 1500,
       inlineBodyMax: 256 * 1024,
       reusePort: false,
+      // These tests read what ingress hands off as an envelope (SUBMIT); routing at receipt, which would send the
+      // common case to OUTBOUND instead, has its own tests (direct-routing.test.ts).
+      directRouting: false,
       ...(dns ? { dnsServers: [dns.server] } : {}),
       ...opts.settings,
     },

@@ -20,6 +20,8 @@ export async function startIngressProcess(
   const proc = await startServiceProcess(join(ROOT, 'services/ingress/main.ts'), {
     NATS_URL: natsUrl,
     POSTERN_HOSTNAME: 'mx.test.postern',
+    // The tests read envelopes from SUBMIT; routing at receipt has its own tests (direct-routing.test.ts).
+    POSTERN_DIRECT_ROUTING: '0',
     POSTERN_INGRESS_LISTENERS: JSON.stringify([
       { name: 'mx', host: '127.0.0.1', port: 0, mode: 'relay' },
       { name: 'submission', host: '127.0.0.1', port: 0, mode: 'submission', insecureAuth: true },

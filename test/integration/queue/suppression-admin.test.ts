@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Kvm } from '@nats-io/kv';
 import { SUPPRESSION_BUCKET } from '../../../services/common/nats.ts';
-import { type ListedSuppression, suppressionKey } from '../../../services/queue/suppression.ts';
+import { type ListedSuppression, suppressionKey } from '../../../services/common/suppression.ts';
 import { eventually, policy, type QueueHarness, startHarness } from './harness.ts';
 
 describe('queue: suppression list admin API', () => {

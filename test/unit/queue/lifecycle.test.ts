@@ -92,6 +92,13 @@ function attempted(outcomes: Omit<RecipientOutcome, 'recipient'>[], j = job()): 
   return { kind: 'attempted', result, at: LATER };
 }
 
+/** The result of a direct job (routed at receipt: no state), carrying its body unless `withBody` is false. */
+function directAttempt(outcomes: Omit<RecipientOutcome, 'recipient'>[], withBody = true): LifecycleEvent {
+  const e = attempted(outcomes, job({ direct: true }));
+  if (e.kind !== 'attempted') throw new Error('unreachable');
+  return { ...e, result: { ...e.result, ...(withBody ? { body } : {}) } };
+}
+
 const ok = { status: 'delivered', response: '250 2.0.0 queued' } as const;
 const later = { status: 'deferred', response: '451 4.7.1 try later' } as const;
 const gone = { status: 'failed', response: '550 5.1.1 no such user' } as const;
@@ -334,6 +341,55 @@ const rows: Row[] = [
     after: ['unschedule m1.0', 'delete-body'],
   },
   {
+    name: 'direct job deferred: the message is adopted — state created, received event, then the attempt',
+    state: undefined,
+    event: directAttempt([later, later]),
+    write: 'create',
+    jobs: { 'm1.0': { status: 'deferred', attempt: 2 } },
+    before: [
+      'event received bob@example.net,carol@example.net',
+      'schedule m1.0 a2 m1.0.a2',
+      'event deferred bob@example.net,carol@example.net',
+    ],
+    after: [],
+  },
+  {
+    name: 'direct job partly delivered, partly bounced: adopted and completed by the same result (no state kept)',
+    state: undefined,
+    event: directAttempt([ok, gone]),
+    write: 'none',
+    before: [
+      'event received bob@example.net,carol@example.net',
+      'suppress carol@example.net',
+      'dsn carol@example.net:5.1.1',
+      'event delivered bob@example.net',
+      'event bounced carol@example.net',
+    ],
+    after: ['delete-body'],
+  },
+  {
+    name: 'direct job result after its message completed (a redelivered result): nothing',
+    state: undefined,
+    event: { ...directAttempt([later, later]), completed: true } as LifecycleEvent,
+    write: 'none',
+    before: [],
+    after: [],
+  },
+  {
+    name: 'direct job result without its body: nothing to adopt',
+    state: undefined,
+    event: directAttempt([later, later], false),
+    write: 'none',
+    before: [],
+    after: [],
+  },
+  {
+    name: 'a second result of an adopted direct job (state exists, attempt recorded): nothing',
+    state: message('deferred', { attempt: 2 }),
+    event: directAttempt([later, later]),
+    write: 'none',
+  },
+  {
     name: 'an operator action on a message not queued changes nothing',
     state: undefined,
     event: { kind: 'hold', at: LATER },
@@ -424,6 +480,16 @@ describe('the job lifecycle: transition(state, event)', () => {
     const schedule = t.before.find((o) => o.kind === 'schedule');
     assert.equal(schedule?.kind === 'schedule' && schedule.job.delayWarned, true);
     assert.equal(t.state?.jobs['m1.0']?.job.delayWarned, true);
+  });
+
+  it('an adopted direct job is an ordinary job from then on: its next attempt and its state are not direct', () => {
+    const t = transition(undefined, directAttempt([later, later]));
+    const schedule = t.before.find((o) => o.kind === 'schedule');
+    assert.ok(schedule?.kind === 'schedule');
+    assert.equal(schedule.job.direct, undefined);
+    assert.deepEqual(schedule.job.body, body);
+    assert.equal(t.state?.jobs['m1.0']?.job.direct, undefined);
+    assert.deepEqual(t.state?.body, body);
   });
 
   it('reports the jobs an operator action affected', () => {

@@ -6,9 +6,9 @@ import {
   type DomainConfig,
   type PolicyConfig,
 } from '../../../services/common/config/resolved.ts';
+import { destinationKey, planDelivery } from '../../../services/common/router.ts';
 import type { Sealed } from '../../../services/common/secrets.ts';
 import type { Envelope } from '../../../services/common/types.ts';
-import { destinationKey, planDelivery } from '../../../services/queue/router.ts';
 
 const retry = { scheduleMs: [500], maxLifetimeMs: 60_000 };
 

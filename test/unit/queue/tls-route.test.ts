@@ -1,9 +1,9 @@
-/** Which TLS policy an MX route gets (services/queue/router.ts mxTlsFor) and which TLS settings are refused. */
+/** Which TLS policy an MX route gets (services/common/router.ts mxTlsFor) and which TLS settings are refused. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { PolicyConfig } from '../../../services/common/config/resolved.ts';
 import { validateResource } from '../../../services/common/config/validate.ts';
-import { mxTlsFor } from '../../../services/queue/router.ts';
+import { mxTlsFor } from '../../../services/common/router.ts';
 
 const policy = (delivery: Partial<PolicyConfig['delivery']>) =>
   ({

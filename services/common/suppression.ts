@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
-import { SUPPRESSION_MAX_AGE_MS } from '../common/nats.ts';
+import { SUPPRESSION_MAX_AGE_MS } from './nats.ts';
 import { domainOf } from './router.ts';
 
 /** The KV key of an address. */

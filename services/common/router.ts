@@ -5,9 +5,9 @@
  * Nats-Msg-Id dedupe then drops).
  */
 
-import type { ConfigSnapshot, DomainConfig, PolicyConfig } from '../common/config/resolved.ts';
-import { DEFAULT_POOL, DEFAULT_RETRY, type MxTlsMode } from '../common/config/resolved.ts';
-import type { DeliveryJob, DsnParams, Envelope, Route } from '../common/types.ts';
+import type { ConfigSnapshot, DomainConfig, PolicyConfig } from './config/resolved.ts';
+import { DEFAULT_POOL, DEFAULT_RETRY, type MxTlsMode } from './config/resolved.ts';
+import type { DeliveryJob, DsnParams, Envelope, Route } from './types.ts';
 
 /** What routing decided for one envelope. */
 export interface DeliveryPlan {
