@@ -187,6 +187,8 @@ export async function ensureTopology(
     subjects: ['mail.body.>'],
     retention: RetentionPolicy.Limits,
     max_msgs_per_subject: 1,
+    // Delivery loads bodies with a direct get (raw bytes; body-store.ts), the leader-served get as fallback.
+    allow_direct: true,
   });
   // Per-client message counters shared by every ingress replica (server ≥ 2.12 counter stream, ADR-49: the server
   // adds `Nats-Incr` atomically and returns the total in the PubAck). Counter streams refuse per-message TTLs, so

@@ -348,6 +348,7 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
       (await new Kvm(nc).open('config')).put('domain.evil.test', '{}'),
     );
     await denied('read a body', () => nc.request('$JS.API.STREAM.MSG.GET.BODIES', '{"seq":1}'));
+    await denied('read a body directly', () => nc.request('$JS.API.DIRECT.GET.BODIES.mail.body.m1'));
     await denied('delete a stream', () => nc.request('$JS.API.STREAM.DELETE.SUBMIT'));
     await denied('create a consumer on OUTBOUND', () =>
       nc.request('$JS.API.CONSUMER.CREATE.OUTBOUND.spy', '{}'),

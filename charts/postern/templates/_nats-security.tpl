@@ -43,6 +43,7 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
 }}
 {{- /* Loading a message body: the BODIES stream (leader get) or the object store (chunks via an ordered consumer). */}}
 {{- $bodyRead := list
+  "$JS.API.DIRECT.GET.BODIES.>"
   "$JS.API.STREAM.MSG.GET.BODIES"
   "$JS.API.DIRECT.GET.OBJ_bodies.>"
   "$JS.API.STREAM.MSG.GET.OBJ_bodies"
