@@ -29,6 +29,8 @@ const { values: args } = parseArgs({
     systems: { type: 'string' },
     only: { type: 'string', default: 'compare,latency,scaling,dead,shaping' },
     profile: { type: 'boolean', default: false },
+    /** Message size of the profiled run, in KiB (default 2). */
+    'profile-size': { type: 'string', default: '2' },
     out: { type: 'string' },
     recipients: { type: 'string', default: '1' },
   },
@@ -338,8 +340,10 @@ try {
   let profile: Awaited<ReturnType<typeof analyseProfiles>> | undefined;
   if (args.profile && factories['postern']) {
     const dir = join(work, 'cpu-prof');
-    log('profiling postern (node --cpu-prof on every service)');
-    await oneRun('postern', 'profile', load(2048, plan.small.messages), {
+    const kib = Number(args['profile-size']);
+    log(`profiling postern (node --cpu-prof on every service, ${kib} KiB messages)`);
+    const messages = kib > 16 ? plan.large.messages : plan.small.messages;
+    await oneRun('postern', `profile-${kib}k`, load(kib * 1024, messages), {
       nodeOptions: `--cpu-prof --cpu-prof-dir=${dir}`,
     });
     profile = analyseProfiles(dir, join(work, `r${seq}-postern`, 'data', 'pids.json'));
