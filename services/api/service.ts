@@ -42,6 +42,7 @@ export async function startApi(opts: ApiOptions): Promise<Api> {
   const submitter = createSubmitter(nc, {
     timeoutMs: settings.publishTimeoutMs,
     inlineBodyMax: settings.inlineBodyMax,
+    ...(settings.attachMax !== undefined ? { attachMax: settings.attachMax } : {}),
     ...((settings.directRouting ?? directRoutingEnabled())
       ? { direct: await openDirectRouting(nc, config) }
       : {}),

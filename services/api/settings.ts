@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { directRoutingEnabled } from '../common/submit.ts';
+import { DEFAULT_ATTACH_MAX, directRoutingEnabled } from '../common/submit.ts';
 
 export interface ApiSettings {
   host: string;
@@ -22,6 +22,8 @@ export interface ApiSettings {
    * lean path); `POSTERN_DIRECT_ROUTING=0` turns it off. Absent: on.
    */
   directRouting?: boolean;
+  /** Largest body a direct job carries attached (`POSTERN_ATTACH_MAX`, default 256 KiB; services/common/job-wire.ts). */
+  attachMax?: number;
   rateLimitTimeoutMs: number;
   /** PEM certificate and key: the listener speaks HTTPS. */
   tls?: { cert: Buffer; key: Buffer };
@@ -61,6 +63,7 @@ export function readApiSettings(env: NodeJS.ProcessEnv = process.env): ApiSettin
     publishTimeoutMs: positiveInt(env, 'POSTERN_PUBLISH_TIMEOUT_MS', 5000),
     inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 16 * 1024),
     directRouting: directRoutingEnabled(env),
+    attachMax: positiveInt(env, 'POSTERN_ATTACH_MAX', DEFAULT_ATTACH_MAX, 0),
     rateLimitTimeoutMs: positiveInt(env, 'POSTERN_RATE_LIMIT_TIMEOUT_MS', 500),
     trustForwardedProto: env['POSTERN_API_TRUST_FORWARDED_PROTO'] === 'true',
   };

@@ -16,6 +16,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { BodyStore } from './body-store.ts';
 import type { ConfigSnapshot } from './config/resolved.ts';
 import { encodeContract } from './contracts.ts';
+import { attachedJob } from './job-wire.ts';
 import { msgIds } from './msg-ids.ts';
 import { SUBJECTS, SUPPRESSION_BUCKET } from './nats.ts';
 import { destinationKey, planDelivery } from './router.ts';
@@ -26,9 +27,15 @@ import type { BodyRef, DeliveryJob, Envelope } from './types.ts';
 export const SUBMIT_SHARD = 0;
 
 export interface Submitter {
-  /** Stores the body and publishes the envelope; rejects (never resolves) unless both were acknowledged. */
-  submit(envelope: Omit<Envelope, 'body' | 'size'>, body: Buffer): Promise<{ stored: 'inline' | 'object' }>;
+  /** Stores the body and publishes the envelope or job; rejects (never resolves) unless all were acknowledged. */
+  submit(
+    envelope: Omit<Envelope, 'body' | 'size'>,
+    body: Buffer,
+  ): Promise<{ stored: 'attached' | 'inline' | 'object' }>;
 }
+
+/** Direct jobs carry bodies up to this size attached (job-wire.ts); larger ones go to the body store. */
+export const DEFAULT_ATTACH_MAX = 256 * 1024;
 
 /** What routing at receipt needs: the live config and the suppression list. */
 export interface DirectRouting {
@@ -42,6 +49,8 @@ export interface SubmitterOptions {
   inlineBodyMax: number;
   /** Route the common case at receipt (see the module comment); absent: every message goes to SUBMIT. */
   direct?: DirectRouting;
+  /** Largest body a direct job carries attached (default DEFAULT_ATTACH_MAX, never above the max payload). */
+  attachMax?: number;
   /** Best-effort cleanup failures are reported here (with the message id), never thrown. */
   onCleanupError?: (id: string, err: Error) => void;
 }
@@ -99,17 +108,26 @@ export function directRoutingEnabled(env: NodeJS.ProcessEnv = process.env): bool
  * The message's one delivery job when it can skip the queue: one route, nothing suppressed, no hold, no RFC 3461
  * parameters (success and delay notices are the queue's), not a DSN. Undefined sends it to SUBMIT.
  */
-async function directJob(env: Envelope, routing: DirectRouting): Promise<DeliveryJob | undefined> {
+async function directJob(
+  env: Omit<Envelope, 'body'>,
+  routing: DirectRouting,
+): Promise<Omit<DeliveryJob, 'body'> | undefined> {
   if (env.hold || env.dsn || (env.kind ?? 'mail') !== 'mail') return undefined;
-  const plan = planDelivery(env, routing.snapshot());
+  // Routing does not look at the body; the job gets its body (attached, inline or a reference) from the caller.
+  const plan = planDelivery({ ...env, body: { inline: '' } }, routing.snapshot());
   if (plan.jobs.length !== 1) return undefined;
   try {
     if ((await routing.suppressed(plan.jobs[0]!.recipients)).size > 0) return undefined;
   } catch {
     return undefined;
   }
-  return { ...plan.jobs[0]!, direct: true };
+  const { body: _body, ...job } = plan.jobs[0]!;
+  return { ...job, direct: true };
 }
+
+/** The OUTBOUND subject and Nats-Msg-Id of a job. */
+const jobAddress = (job: Omit<DeliveryJob, 'body'>) =>
+  [SUBJECTS.outbound(job.pool, destinationKey(job.route)), msgIds.job(job.jobId, job.attempt)] as const;
 
 export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Submitter {
   const js: JetStreamClient = jetstream(nc, { timeout: opts.timeoutMs });
@@ -121,6 +139,18 @@ export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Sub
     async submit(partial, body) {
       if (nc.isClosed()) throw new Error('NATS connection closed');
       const id = partial.id;
+      const job = opts.direct && (await directJob({ ...partial, size: body.length }, opts.direct));
+      if (job && body.length <= Math.min(opts.attachMax ?? DEFAULT_ATTACH_MAX, bodies.streamMax())) {
+        // The lean path's common case: one message on OUTBOUND, the body attached raw (job-wire.ts).
+        const [subject, msgID] = jobAddress(job);
+        const { payload, headers } = attachedJob(job, body);
+        await withDeadline(
+          js.publish(subject, payload, { msgID, headers, timeout: opts.timeoutMs }),
+          opts.timeoutMs,
+          `publish ${id}`,
+        );
+        return { stored: 'attached' };
+      }
       let envelope: Envelope;
       if (body.length <= opts.inlineBodyMax) {
         envelope = { ...partial, size: body.length, body: { inline: body.toString('base64') } };
@@ -134,11 +164,10 @@ export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Sub
         envelope = { ...partial, size: body.length, body: ref };
       }
       try {
-        const job = opts.direct && (await directJob(envelope, opts.direct));
         // Nats-Msg-Id = the job's or the message's id: a retried publish inside the duplicate window is stored once.
-        const [subject, payload, msgID] = job
-          ? [SUBJECTS.outbound(job.pool, destinationKey(job.route)), job, msgIds.job(job.jobId, job.attempt)]
-          : [SUBJECTS.submit(SUBMIT_SHARD), envelope, msgIds.submission(id)];
+        const [subject, msgID, payload] = job
+          ? [...jobAddress(job), { ...job, body: envelope.body }]
+          : [SUBJECTS.submit(SUBMIT_SHARD), msgIds.submission(id), envelope];
         await withDeadline(
           js.publish(subject, encodeContract(payload), { msgID, timeout: opts.timeoutMs }),
           opts.timeoutMs,

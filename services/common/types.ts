@@ -245,8 +245,18 @@ const JobFields = {
   direct: Type.Optional(Type.Boolean()),
 };
 
-/** Published by the queue on OUTBOUND (`mail.out.<pool>.<destination>`): one per message × destination. */
-export const DeliveryJob = Type.Object({ ...JobFields, body: BodyRef });
+/**
+ * A direct job's body carried as the payload of its own OUTBOUND message (services/common/job-wire.ts): raw bytes,
+ * the job itself in a header. Only on OUTBOUND; delivery turns it into a BodyRef before the job goes anywhere else.
+ */
+export const AttachedBody = Type.Object({ attached: Type.Integer({ minimum: 0 }) });
+export type AttachedBody = Static<typeof AttachedBody>;
+
+/**
+ * Published on OUTBOUND (`mail.out.<pool>.<destination>`): one per message × destination, by the queue, or by
+ * ingress and the API for a direct job.
+ */
+export const DeliveryJob = Type.Object({ ...JobFields, body: Type.Union([BodyRef, AttachedBody]) });
 export type DeliveryJob = Static<typeof DeliveryJob>;
 
 /** Per-recipient result of one attempt. */

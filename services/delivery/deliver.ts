@@ -52,16 +52,22 @@ export function outcomesForAll(
   }));
 }
 
-export async function deliverJob(job: DeliveryJob, ctx: DeliverContext): Promise<Attempt> {
+/** `attached`: the body's bytes when they came with the job (services/common/job-wire.ts). */
+export async function deliverJob(job: DeliveryJob, ctx: DeliverContext, attached?: Buffer): Promise<Attempt> {
   const site = ctx.shaping ? await ctx.shaping.siteOf(job) : undefined;
   const blocked = site && ctx.shaping?.blocked(site);
   if (blocked) return { wait: blocked };
-  const outcomes = await attempt(job, ctx, site);
+  const outcomes = await attempt(job, ctx, site, attached);
   if ('outcomes' in outcomes && site) ctx.shaping?.observe(site, outcomes.outcomes);
   return outcomes;
 }
 
-async function attempt(job: DeliveryJob, ctx: DeliverContext, site: JobSite | undefined): Promise<Attempt> {
+async function attempt(
+  job: DeliveryJob,
+  ctx: DeliverContext,
+  site: JobSite | undefined,
+  attached: Buffer | undefined,
+): Promise<Attempt> {
   const log = ctx.log.child({
     messageId: job.messageId,
     jobId: job.jobId,
@@ -70,7 +76,11 @@ async function attempt(job: DeliveryJob, ctx: DeliverContext, site: JobSite | un
   const done = (outcomes: RecipientOutcome[]) => ({ outcomes });
   let raw: Buffer;
   try {
-    raw = await ctx.bodies.get(job.body);
+    const body = job.body;
+    if ('attached' in body) {
+      if (!attached) throw new Error('the job says its body is attached, but none came');
+      raw = attached;
+    } else raw = await ctx.bodies.get(body);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot load message body');
     return done(outcomesForAll(job.recipients, err as ErrorLike));

@@ -5,15 +5,17 @@
  */
 
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { BodyStore } from '../common/body-store.ts';
 import { consumeSupervised } from '../common/consume.ts';
-import { encodeContract, readDeliveryJob } from '../common/contracts.ts';
+import { encodeContract } from '../common/contracts.ts';
 import { attemptEvent, publishEvent, receivedEvent } from '../common/events.ts';
+import { readJobMessage } from '../common/job-wire.ts';
 import { attemptOccurrence, msgIds } from '../common/msg-ids.ts';
 import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
 import type { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { tlsSummary } from '../common/tls-summary.ts';
-import type { DeliveryJob, DeliveryResult, RecipientOutcome } from '../common/types.ts';
+import type { BodyRef, DeliveryJob, DeliveryResult, RecipientOutcome } from '../common/types.ts';
 import { type Attempt, type DeliverContext, deliverJob, outcomesForAll } from './deliver.ts';
 import type { DeliveryMetrics } from './metrics.ts';
 import type { SiteWait } from './shaping/gate.ts';
@@ -56,6 +58,29 @@ async function scheduleWait(js: JetStreamClient, m: JsMsg, job: DeliveryJob, wai
   });
 }
 
+/** Bodies up to this size shed from an attached job travel inline (the ingress default POSTERN_INLINE_BODY_MAX). */
+const SHED_INLINE_MAX = 16 * 1024;
+
+/**
+ * A job that leaves this attempt in JSON (a site wait's schedule, a direct job's result for the queue) cannot keep
+ * an attached body: it goes inline when small, else to the body store (idempotent per message id), and the job
+ * carries that reference from then on.
+ */
+async function shedBody(
+  job: DeliveryJob,
+  attached: Buffer | undefined,
+  bodies: BodyStore,
+): Promise<DeliveryJob & { body: BodyRef }> {
+  const body = job.body;
+  if (!('attached' in body)) return { ...job, body };
+  if (!attached) throw new Error(`job ${job.jobId}: attached body missing`);
+  const ref: BodyRef =
+    attached.length <= SHED_INLINE_MAX
+      ? { inline: attached.toString('base64') }
+      : await bodies.put(job.messageId, attached, 5000);
+  return { ...job, body: ref };
+}
+
 /** Every recipient of the job was delivered in this attempt. */
 function allDelivered(job: DeliveryJob, outcomes: RecipientOutcome[]): boolean {
   const delivered = new Set(outcomes.filter((o) => o.status === 'delivered').map((o) => o.recipient));
@@ -95,8 +120,9 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
 
   const handle = async (m: JsMsg) => {
     let job: DeliveryJob;
+    let attached: Buffer | undefined;
     try {
-      job = readDeliveryJob(m.string());
+      ({ job, attached } = readJobMessage(m));
     } catch (err) {
       // Nothing to report to without a job: terminate so it does not loop forever, and say so.
       log.error(
@@ -118,7 +144,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     try {
       let attempt: Attempt;
       try {
-        attempt = await deliverJob(job, opts.ctx);
+        attempt = await deliverJob(job, opts.ctx, attached);
       } catch (err) {
         jlog.error({ err: (err as Error).message }, 'unexpected delivery error; deferring');
         attempt = {
@@ -132,7 +158,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         // A site at its limit: the job leaves the consumer's window until it may go (never an attempt, so its
         // retry budget is untouched) — unless it would expire first, then the queue decides on a report.
         if (attempt.wait.untilMs < Date.parse(job.expiresAt)) {
-          await scheduleWait(js, m, job, attempt.wait);
+          await scheduleWait(js, m, await shedBody(job, attached, opts.ctx.bodies), attempt.wait);
           await m.ackAck();
           metrics.siteWaits.inc({ pool });
           jlog.debug(
@@ -155,21 +181,22 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         await settleDirect(js, job, outcomes, attemptedAt);
         await m.ackAck();
         metrics.recipientsFinal.inc({ result: 'delivered' }, outcomes.length);
-        if (!('inline' in job.body))
+        const stored = job.body;
+        if (!('inline' in stored) && !('attached' in stored))
           void opts.ctx.bodies
-            .delete(job.body)
+            .delete(stored)
             .catch((err: Error) => jlog.warn({ err: err.message }, 'could not delete the delivered body'));
       } else {
         // The body stays behind: the queue has its reference in the message state (a result is a small message),
         // except for a direct job, whose message the queue adopts from this result.
         // siteWait (a reserved token, wait count) belongs to this attempt only: the next one starts afresh.
-        const { body, siteWait: _siteWait, ...jobWithoutBody } = job;
+        const { body: _body, siteWait: _siteWait, ...jobWithoutBody } = job;
         const result: DeliveryResult = {
           job: jobWithoutBody,
           outcomes,
           attemptedAt,
           durationMs,
-          ...(job.direct ? { body } : {}),
+          ...(job.direct ? { body: (await shedBody(job, attached, opts.ctx.bodies)).body } : {}),
         };
         // Nats-Msg-Id per attempt: a redelivered job that was already reported is deduplicated by the stream.
         await js.publish(SUBJECTS.result(pool), encodeContract(result), {

@@ -91,6 +91,7 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
   const submitter = createSubmitter(nc, {
     timeoutMs: settings.publishTimeoutMs,
     inlineBodyMax: settings.inlineBodyMax,
+    ...(settings.attachMax !== undefined ? { attachMax: settings.attachMax } : {}),
     ...((settings.directRouting ?? directRoutingEnabled())
       ? { direct: await openDirectRouting(nc, config) }
       : {}),

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isCidr } from '../common/config/validate.ts';
 import { readDnsServers } from '../common/dns-resolver.ts';
-import { directRoutingEnabled } from '../common/submit.ts';
+import { DEFAULT_ATTACH_MAX, directRoutingEnabled } from '../common/submit.ts';
 import {
   type ContentFilterSettings,
   type DnsblSettings,
@@ -53,6 +53,8 @@ export interface IngressSettings {
    * lean path); `POSTERN_DIRECT_ROUTING=0` turns it off. Absent: on.
    */
   directRouting?: boolean;
+  /** Largest body a direct job carries attached (`POSTERN_ATTACH_MAX`, default 256 KiB; services/common/job-wire.ts). */
+  attachMax?: number;
   /**
    * SO_REUSEPORT on the listeners, so several ingress processes on one host share a port and the kernel spreads
    * connections across them (local mode with --ingress N; in a cluster each pod has its own address).
@@ -259,6 +261,7 @@ export function readIngressSettings(env: NodeJS.ProcessEnv = process.env): Ingre
     publishTimeoutMs: positiveInt(env, 'POSTERN_PUBLISH_TIMEOUT_MS', 5000),
     inlineBodyMax: positiveInt(env, 'POSTERN_INLINE_BODY_MAX', 16 * 1024),
     directRouting: directRoutingEnabled(env),
+    attachMax: positiveInt(env, 'POSTERN_ATTACH_MAX', DEFAULT_ATTACH_MAX, 0),
     reusePort: env['POSTERN_REUSE_PORT'] === 'true',
     rateLimitTimeoutMs: positiveInt(env, 'POSTERN_RATE_LIMIT_TIMEOUT_MS', 500),
     limits: readAbuseLimits(env),

@@ -171,7 +171,8 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
 {{- end }}
 {{- /* Delivery, one user per pool: its own consumer, results and re-schedules of its pool, site state and
      leases, MTA-STS cache, TLS-RPT (sessions stream, report claims, the report mail it submits); for a direct job
-     it settles itself (all delivered) the received/delivered events and the body deletion. */}}
+     it settles itself (all delivered) the received/delivered events and the body deletion; an attached body it
+     stores when the job leaves as JSON (a result for the queue, a site wait). */}}
 {{- range .Values.delivery.pools }}
 {{- $c := printf "delivery-%s" .name }}
 {{- $_ := set $users $c (dict
@@ -185,6 +186,7 @@ Call with the root context; returns YAML: a map user → {pub: [...], sub: [...]
     "mail.event.site.>"
     "mail.event.received"
     "mail.event.delivered"
+    "mail.body.>"
     "$JS.API.STREAM.PURGE.BODIES"
     "$JS.API.STREAM.PURGE.OBJ_bodies"
     "$O.bodies.>"

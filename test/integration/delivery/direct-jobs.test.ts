@@ -9,9 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { BodyStore } from '../../../services/common/body-store.ts';
 import { readMailEvent } from '../../../services/common/contracts.ts';
+import { attachedJob } from '../../../services/common/job-wire.ts';
 import { msgIds } from '../../../services/common/msg-ids.ts';
-import { STREAMS } from '../../../services/common/nats.ts';
-import type { MailEvent } from '../../../services/common/types.ts';
+import { STREAMS, SUBJECTS } from '../../../services/common/nats.ts';
+import type { DeliveryJob, MailEvent } from '../../../services/common/types.ts';
 import { type SmtpSink, startSmtpSink } from '../../helpers/smtp-sink.ts';
 import { type Harness, makeJob, startHarness } from './harness.ts';
 
@@ -105,6 +106,44 @@ describe('direct jobs at delivery: settled here when all delivered, reported to 
         ['later@far.test', 'deferred'],
       ],
     );
+  });
+
+  /** Publishes a direct job the way ingress does for the common case: the body attached raw (job-wire.ts). */
+  const publishAttached = async (job: DeliveryJob, raw: Buffer) => {
+    const { body: _body, ...rest } = job;
+    const { payload, headers } = attachedJob(rest, raw);
+    await jetstream(h.nc).publish(SUBJECTS.outbound(job.pool, `${sink.host}:${sink.port}`), payload, {
+      msgID: msgIds.job(job.jobId, job.attempt),
+      headers,
+    });
+  };
+
+  it('an attached body is delivered byte for byte and, when delivered to all, needs no deletion', async () => {
+    const job = makeJob(route(), ['att@far.test'], { direct: true });
+    const raw = Buffer.from('Subject: attached\r\n\r\nraw bytes \u00e9\r\n', 'utf8');
+    await publishAttached(job, raw);
+    const seen = await eventsOf(job.messageId, 2);
+    assert.deepEqual(
+      seen.map((e) => e.event.kind),
+      ['received', 'delivered'],
+    );
+    const msg = (await sink.waitForMessages(2)).find((x) => x.to.includes('att@far.test'));
+    assert.ok(msg?.raw.includes(raw), 'the sink got the attached bytes unchanged');
+  });
+
+  it('an attached body leaves with the result as a reference: inline when small, stored when large', async () => {
+    const small = makeJob(route(), ['later-small@far.test'], { direct: true });
+    await publishAttached(small, Buffer.from('Subject: small\r\n\r\nhi\r\n'));
+    const r1 = await h.waitResult(small.jobId);
+    assert.ok(r1.body && 'inline' in r1.body, JSON.stringify(r1.body));
+    assert.match(Buffer.from(r1.body.inline, 'base64').toString(), /Subject: small/);
+
+    const large = makeJob(route(), ['later-large@far.test'], { direct: true });
+    const raw = Buffer.from(`Subject: large\r\n\r\n${'y'.repeat(40_000)}\r\n`);
+    await publishAttached(large, raw);
+    const r2 = await h.waitResult(large.jobId);
+    assert.ok(r2.body && 'stored' in r2.body, JSON.stringify(r2.body));
+    assert.deepEqual(await new BodyStore(h.nc).get(r2.body), raw);
   });
 
   it('an ordinary (queued) job’s result still travels without its body', async () => {

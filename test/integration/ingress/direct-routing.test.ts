@@ -10,11 +10,10 @@ import { after, before, describe, it } from 'node:test';
 import { type Consumer, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { DEFAULT_RETRY, domainKey, policyKey } from '../../../services/common/config/resolved.ts';
-import { readDeliveryJob } from '../../../services/common/contracts.ts';
+import { readJobMessage } from '../../../services/common/job-wire.ts';
 import { msgIds } from '../../../services/common/msg-ids.ts';
 import { ensureConsumer, STREAMS, SUPPRESSION_BUCKET } from '../../../services/common/nats.ts';
 import { SuppressionList } from '../../../services/common/suppression.ts';
-import type { DeliveryJob } from '../../../services/common/types.ts';
 import { type Harness, RawSmtp, startHarness } from './ingress-harness.ts';
 
 async function say(c: RawSmtp, line: string): Promise<string> {
@@ -70,25 +69,30 @@ describe('routing at receipt: the common case goes straight to OUTBOUND (real na
     await h?.stop();
   });
 
-  const nextJob = async (): Promise<{ job: DeliveryJob; msgId: string | undefined; subject: string }> => {
+  const nextJob = async () => {
     const m = await outbound.next({ expires: 10_000 });
     assert.ok(m, 'a job on OUTBOUND');
     m.ack();
-    return { job: readDeliveryJob(m.string()), msgId: m.headers?.get('Nats-Msg-Id'), subject: m.subject };
+    const { job, attached } = readJobMessage(m);
+    return { job, attached, msgId: m.headers?.get('Nats-Msg-Id'), subject: m.subject };
   };
+  const attachedSubject = (attached: Buffer | undefined) =>
+    /^Subject: (.*)$/m.exec(attached?.toString('latin1') ?? '')?.[1]?.trim();
 
   it('publishes a single-route message as one direct job (the queue’s routing, the job’s usual id), nothing on SUBMIT', async () => {
     await send(h.port('mx'), 'one route', ['<bob@far.test>', '<carol@far.test>']);
     await send(h.port('mx'), 'two routes', ['<bob@far.test>', '<dan@other.test>']);
-    const { job, msgId, subject } = await nextJob();
+    const { job, attached, msgId, subject } = await nextJob();
     assert.equal(job.direct, true);
+    // The body rides along raw (services/common/job-wire.ts): no base64, no body store.
+    assert.deepEqual(job.body, { attached: attached?.length });
     assert.deepEqual(job.recipients, ['bob@far.test', 'carol@far.test']);
     assert.deepEqual(job.route, { kind: 'mx', domain: 'far.test', tls: 'opportunistic' });
     assert.equal(job.policy, 'prod/office');
     assert.equal(job.attempt, 1);
     assert.equal(subject, 'mail.out.default.far_2etest');
     assert.equal(msgId, msgIds.job(job.jobId, 1));
-    assert.equal(subjectOf(job.body as { inline?: string }), 'one route');
+    assert.equal(attachedSubject(attached), 'one route');
     // Two routes: the queue's, so the next envelope on SUBMIT is that message — the first never went there.
     const env = await h.nextEnvelope(10_000);
     assert.deepEqual(env?.to, ['bob@far.test', 'dan@other.test']);
@@ -107,8 +111,27 @@ describe('routing at receipt: the common case goes straight to OUTBOUND (real na
     await send(h.port('mx'), 'clean', ['<bob@far.test>']);
     const env = await h.nextEnvelope(10_000);
     assert.equal(subjectOf(env?.body as { inline?: string }), 'suppressed');
-    const { job } = await nextJob();
-    assert.equal(subjectOf(job.body as { inline?: string }), 'clean');
+    const { attached } = await nextJob();
+    assert.equal(attachedSubject(attached), 'clean');
+  });
+
+  it('attaches bodies up to the limit; a larger one goes to the body store and the job carries the reference', async () => {
+    const big = 'x'.repeat(300 * 1024);
+    const c = await RawSmtp.open(h.port('mx'));
+    try {
+      assert.match(await c.reply(), /^220 /);
+      assert.match(await say(c, 'EHLO raw.test'), /^250/);
+      assert.match(await say(c, 'MAIL FROM:<alice@corp.test>'), /^250 /);
+      assert.match(await say(c, 'RCPT TO:<bob@far.test>'), /^250 /);
+      assert.match(await say(c, 'DATA'), /^354 /);
+      assert.match(await say(c, `Subject: big\r\n\r\n${big}\r\n.`), /^250 2\.0\.0 Ok: queued/);
+    } finally {
+      c.close();
+    }
+    const { job, attached } = await nextJob();
+    assert.equal(attached, undefined);
+    assert.ok('stored' in job.body, JSON.stringify(job.body));
+    assert.equal(job.direct, true);
   });
 
   it('routes inbound mail for one mailbox route directly too (the same router as the queue)', async () => {

@@ -7,14 +7,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { msgIds } from '../../../services/common/msg-ids.ts';
 import { SUBJECTS } from '../../../services/common/nats.ts';
-import type { DeliveryJob, DeliveryResult, RecipientOutcome } from '../../../services/common/types.ts';
+import type {
+  BodyRef,
+  DeliveryJob,
+  DeliveryResult,
+  RecipientOutcome,
+} from '../../../services/common/types.ts';
 import { eventually, inlineText, policy, type QueueHarness, startHarness } from './harness.ts';
 
 const deferred = { status: 'deferred' as const, response: '451 4.3.0 try again later' };
 const delivered = { status: 'delivered' as const, response: '250 2.0.0 ok' };
 
 /** A job as ingress publishes it for a single-route message (services/common/submit.ts). */
-function directJob(id: string, recipients: string[]): DeliveryJob {
+function directJob(id: string, recipients: string[]): DeliveryJob & { body: BodyRef } {
   const receivedAt = new Date().toISOString();
   return {
     jobId: `${id}.0`,
@@ -55,7 +60,7 @@ describe('queue: adopting the message of a direct job from its first result', ()
       outcomes: outcomes.map((o, i) => ({ recipient: job.recipients[i]!, ...o })),
       attemptedAt: new Date().toISOString(),
       durationMs: 1,
-      body,
+      body: body as BodyRef,
     };
     await h.js.publish(SUBJECTS.result(job.pool), JSON.stringify(result), {
       msgID: msgID ?? msgIds.result(job.jobId, job.attempt),

@@ -30,7 +30,6 @@ import {
   SUBJECTS,
 } from '../../../services/common/nats.ts';
 import type {
-  BodyRef,
   DeliveryJob,
   DeliveryResult,
   Envelope,
@@ -259,6 +258,6 @@ export async function startHarness(config: {
 }
 
 /** The DSN text carried inline by an envelope or job. */
-export function inlineText(body: BodyRef): string {
+export function inlineText(body: DeliveryJob['body']): string {
   return 'inline' in body ? Buffer.from(body.inline, 'base64').toString('utf8') : '';
 }
