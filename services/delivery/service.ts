@@ -14,6 +14,7 @@ import { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
 import { ConnectionPool } from './connection-pool.ts';
 import { ensureDeliveryConsumer } from './consumer.ts';
+import { installFastDotStuffing } from './dot-stuffing.ts';
 import { createDeliveryMetrics, registerSiteStateGauge } from './metrics.ts';
 import type { DeliverySettings } from './settings.ts';
 import { startShaping } from './shaping/gate.ts';
@@ -41,6 +42,7 @@ export interface DeliveryService {
 
 export async function startDelivery(opts: DeliveryOptions): Promise<DeliveryService> {
   const { nc, settings } = opts;
+  installFastDotStuffing();
   const log = opts.logger.child({ pool: settings.pool });
   const metrics = createDeliveryMetrics(opts.registry);
   const loops =
