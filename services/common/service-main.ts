@@ -12,7 +12,7 @@ import { readEnv, type ServiceEnv } from './env.ts';
 import { connectNats, ensureTopology } from './nats.ts';
 import { retryUntilDone } from './retry.ts';
 import { LoopSupervisor } from './supervise.ts';
-import { createLogger, createRegistry, type Logger, startTelemetryServer } from './telemetry.ts';
+import { createLogger, createRegistry, flushLogs, type Logger, startTelemetryServer } from './telemetry.ts';
 
 export interface ServiceContext {
   env: ServiceEnv;
@@ -108,6 +108,7 @@ export function runServiceMain(
     // The ready line is always written (local mode and tests wait for it), whatever LOG_LEVEL says.
     const announce = logger.isLevelEnabled('info') ? logger : createLogger(name, 'info');
     announce.info({ ...service.info, metrics: `${env.metricsHost}:${telemetry.port}` }, 'ready');
+    flushLogs();
   };
   main().catch((err: Error) => {
     if (stopping) return;
