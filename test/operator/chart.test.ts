@@ -129,8 +129,9 @@ describe('the Helm chart', () => {
       assert.equal(envOf(d, 'NATS_URL'), 'nats://mta-postern-nats.postern.svc:4222');
       assert.equal(envOf(d, 'POSTERN_STREAM_REPLICAS'), '3');
       assert.equal(envOf(d, 'POSTERN_METRICS_PORT'), '9090');
-      // A capped V8 heap, well under the container's memory limit (docs/bench.md "Memory").
-      assert.equal(envOf(d, 'NODE_OPTIONS'), '--max-old-space-size=128');
+      // A capped V8 heap and young generation, well under the container's memory limit (docs/bench.md "Memory").
+      assert.equal(envOf(d, 'NODE_OPTIONS'), '--max-old-space-size=128 --max-semi-space-size=4');
+      assert.equal(envOf(d, 'MALLOC_ARENA_MAX'), '2');
       const c = d.spec?.template.spec?.containers[0];
       assert.equal(c?.securityContext?.readOnlyRootFilesystem, true, `${d.metadata?.name} root fs`);
       assert.deepEqual(c?.securityContext?.capabilities?.drop, ['ALL']);
