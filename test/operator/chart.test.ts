@@ -117,6 +117,8 @@ describe('the Helm chart', () => {
     const [sts] = byKind<V1StatefulSet>(objs, 'StatefulSet');
     assert.equal(sts?.spec?.replicas, 3);
     assert.equal(sts?.spec?.volumeClaimTemplates?.[0]?.spec?.resources?.requests?.['storage'], '10Gi');
+    // Go's GC held to a soft limit under the container's 1Gi (docs/bench.md "Memory").
+    assert.equal(envOf(sts!, 'GOMEMLIMIT'), '768MiB');
     const deployments = byKind<V1Deployment>(objs, 'Deployment');
     assert.deepEqual(deployments.map((d) => d.metadata?.name).sort(), [
       'mta-postern-delivery-default',
