@@ -132,7 +132,9 @@ export function writeReport(dir: string, input: ReportInput): void {
       'peak mem: peak of the summed PSS of all the system’s processes. smtp-source runs have no per-message timing.',
     '',
   );
-  const withUsage = compare.flatMap((s) => {
+  // The dead-destination runs too: their peak RSS (VmHWM) covers the 100k backlog (docs/bench.md "Memory").
+  const deadScenarios = [...new Set(results.map((r) => r.scenario))].filter((s) => s.startsWith('dead-'));
+  const withUsage = [...compare, ...deadScenarios].flatMap((s) => {
     const runs = results.filter((r) => r.scenario === s);
     return [...new Set(runs.map((r) => r.system))].map((sys) => runs.filter((r) => r.system === sys).at(-1)!);
   });

@@ -216,7 +216,13 @@ try {
     });
   }
   if (parts.has('dead')) {
-    for (const system of ['postern-mx', 'postfix'].filter((s) => factories[s])) {
+    // Postern routes by MX here (postern or postern-mx asked for); Postfix only when asked for, so
+    // `--systems postern-mx` measures Postern's memory without a Postfix run.
+    const deadSystems = [
+      ...(wanted.includes('postern') || wanted.includes('postern-mx') ? ['postern-mx'] : []),
+      ...(wanted.includes('postfix') ? ['postfix'] : []),
+    ];
+    for (const system of deadSystems.filter((s) => factories[s])) {
       await oneRun(system, 'dead-baseline', load(2048, plan.dead.healthy));
       const id = `r${++seq}`;
       log(

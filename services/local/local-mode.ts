@@ -61,6 +61,8 @@ export interface LocalHandle {
 
 /** V8 old-space cap per service in local mode (MiB); measured in docs/bench.md "Memory". */
 export const DEFAULT_HEAP_MIB = 128;
+/** V8 semi-space cap per service in local mode (MiB): the young generation's share of RSS (ChildSpec). */
+export const DEFAULT_SEMI_SPACE_MIB = 4;
 /** The port of a `host:port` address from a ready line. */
 function portOf(address: unknown): number {
   const port = Number(/:(\d+)$/.exec(String(address))?.[1]);
@@ -124,11 +126,19 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       POSTERN_STREAM_REPLICAS: String(replicas),
       POSTERN_METRICS_HOST: host,
       POSTERN_HOSTNAME: process.env['POSTERN_HOSTNAME'] ?? 'localhost',
+      // glibc gives each thread that mallocs (libuv's pool, V8's GC and compiler workers) an arena of its own, up
+      // to 8 per core, and each keeps its freed memory: 6 arenas held ~19 MB in a loaded ingress. Two are plenty
+      // for a single-threaded event loop (docs/bench.md "Memory").
+      MALLOC_ARENA_MAX: process.env['MALLOC_ARENA_MAX'] ?? '2',
       ...opts.env,
     };
     const ingressCount = opts.ingressProcesses ?? 1;
-    // Every service's V8 old space is capped (ChildSpec.heapMiB): POSTERN_HEAP_MIB, 0 for V8's own sizing.
-    const heapMiB = Number(process.env['POSTERN_HEAP_MIB'] ?? DEFAULT_HEAP_MIB) || undefined;
+    // Every service's V8 heap is capped (ChildSpec.heapMiB, semiSpaceMiB): POSTERN_HEAP_MIB and
+    // POSTERN_SEMI_SPACE_MIB, 0 for V8's own sizing.
+    const heap = {
+      heapMiB: Number(process.env['POSTERN_HEAP_MIB'] ?? DEFAULT_HEAP_MIB) || undefined,
+      semiSpaceMiB: Number(process.env['POSTERN_SEMI_SPACE_MIB'] ?? DEFAULT_SEMI_SPACE_MIB) || undefined,
+    };
     const listeners = () =>
       JSON.stringify([
         { name: 'mx', host, port: smtpPort, mode: 'relay', ...ingressSettings.listeners.mx },
@@ -150,7 +160,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       {
         name: 'queue',
         script: join(ROOT, 'services/queue/main.ts'),
-        heapMiB,
+        ...heap,
         env: {
           ...common,
           POSTERN_ADMIN_HOST: host,
@@ -162,7 +172,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       {
         name: 'webhooks',
         script: join(ROOT, 'services/webhooks/main.ts'),
-        heapMiB,
+        ...heap,
         env: { ...common, POSTERN_METRICS_PORT: nextMetricsPort() },
       },
     ];
@@ -171,7 +181,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
         specs.push({
           name: pool === DEFAULT_POOL ? `delivery-${i}` : `delivery-${pool}-${i}`,
           script: join(ROOT, 'services/delivery/main.ts'),
-          heapMiB,
+          ...heap,
           env: {
             POSTERN_ALLOW_LOOPBACK_MX: 'true',
             [SECRETS_KEY_FILE_ENV]: keyFile,
@@ -186,7 +196,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       specs.push({
         name: `ingress-${i}`,
         script: join(ROOT, 'services/ingress/main.ts'),
-        heapMiB,
+        ...heap,
         env: {
           ...common,
           ...ingressSettings.env,
@@ -200,7 +210,7 @@ export async function startLocal(opts: LocalOptions): Promise<LocalHandle> {
       specs.push({
         name: 'api',
         script: join(ROOT, 'services/api/main.ts'),
-        heapMiB,
+        ...heap,
         env: {
           ...common,
           POSTERN_API_HOST: host,

@@ -11,6 +11,9 @@ import { freePort } from './ports.ts';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MIN_VERSION = [2, 12];
 
+/** nats-server's Go soft memory limit in local mode (GOMEMLIMIT): below the 512 MB DESIGN §9 allows it. */
+export const NATS_MEMORY_LIMIT = '384MiB';
+
 /** Path of a nats-server binary whose version is at least 2.12. */
 export function findNatsServer(): string {
   const candidates = [process.env['NATS_SERVER_BIN']].filter(Boolean) as string[];
@@ -111,6 +114,11 @@ export async function startNatsServer(opts: {
       ...(opts.cluster ? clusterArgs(host, opts.cluster) : []),
     ],
     {
+      // Go's GC lets the heap reach twice the live data (GOGC=100) before collecting. With 100k deferred jobs the
+      // live data is the scheduler's index of every scheduled message plus the block cache (~200 MB), so the
+      // heap went to ~580 MB RSS. A soft limit makes the GC collect earlier instead (docs/bench.md "Memory");
+      // GOMEMLIMIT in the environment (`off` = none) overrides it.
+      env: { ...process.env, GOMEMLIMIT: process.env['GOMEMLIMIT'] ?? NATS_MEMORY_LIMIT },
       stdio: ['ignore', opts.logTo ?? 'ignore', opts.logTo ?? 'pipe'],
     },
   );

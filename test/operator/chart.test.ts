@@ -117,6 +117,8 @@ describe('the Helm chart', () => {
     const [sts] = byKind<V1StatefulSet>(objs, 'StatefulSet');
     assert.equal(sts?.spec?.replicas, 3);
     assert.equal(sts?.spec?.volumeClaimTemplates?.[0]?.spec?.resources?.requests?.['storage'], '10Gi');
+    // Go's GC held to a soft limit under the container's 1Gi (docs/bench.md "Memory").
+    assert.equal(envOf(sts!, 'GOMEMLIMIT'), '768MiB');
     const deployments = byKind<V1Deployment>(objs, 'Deployment');
     assert.deepEqual(deployments.map((d) => d.metadata?.name).sort(), [
       'mta-postern-delivery-default',
@@ -129,8 +131,9 @@ describe('the Helm chart', () => {
       assert.equal(envOf(d, 'NATS_URL'), 'nats://mta-postern-nats.postern.svc:4222');
       assert.equal(envOf(d, 'POSTERN_STREAM_REPLICAS'), '3');
       assert.equal(envOf(d, 'POSTERN_METRICS_PORT'), '9090');
-      // A capped V8 heap, well under the container's memory limit (docs/bench.md "Memory").
-      assert.equal(envOf(d, 'NODE_OPTIONS'), '--max-old-space-size=128');
+      // A capped V8 heap and young generation, well under the container's memory limit (docs/bench.md "Memory").
+      assert.equal(envOf(d, 'NODE_OPTIONS'), '--max-old-space-size=128 --max-semi-space-size=4');
+      assert.equal(envOf(d, 'MALLOC_ARENA_MAX'), '2');
       const c = d.spec?.template.spec?.containers[0];
       assert.equal(c?.securityContext?.readOnlyRootFilesystem, true, `${d.metadata?.name} root fs`);
       assert.deepEqual(c?.securityContext?.capabilities?.drop, ['ALL']);

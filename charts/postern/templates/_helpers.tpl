@@ -98,9 +98,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: POSTERN_DNS_SERVERS
   value: {{ join "," . | quote }}
 {{- end }}
-{{- if .Values.nodeHeapMiB }}
+{{- /* V8 caps (docs/bench.md "Memory"): the old space bounds garbage, the semi-space bounds the young generation,
+  which V8 otherwise grows to 64-128 MB under load and keeps resident. */}}
+{{- $v8 := list }}
+{{- if .Values.nodeHeapMiB }}{{ $v8 = append $v8 (printf "--max-old-space-size=%d" (int .Values.nodeHeapMiB)) }}{{ end }}
+{{- if .Values.nodeSemiSpaceMiB }}{{ $v8 = append $v8 (printf "--max-semi-space-size=%d" (int .Values.nodeSemiSpaceMiB)) }}{{ end }}
+{{- with $v8 }}
 - name: NODE_OPTIONS
-  value: {{ printf "--max-old-space-size=%d" (int .Values.nodeHeapMiB) | quote }}
+  value: {{ join " " . | quote }}
+{{- end }}
+{{- /* glibc's per-thread malloc arenas each keep their freed memory; two serve one event loop (docs/bench.md). */}}
+{{- if .Values.mallocArenaMax }}
+- name: MALLOC_ARENA_MAX
+  value: {{ .Values.mallocArenaMax | quote }}
 {{- end }}
 - name: POD_NAME
   valueFrom:
