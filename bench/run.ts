@@ -268,7 +268,7 @@ try {
             scenario,
             generatorErrors: [
               ...r.generatorErrors,
-              `${note}; connections' dead-destination attempts (451 at RCPT) during the healthy run: ${counts.tempfailed}` +
+              `${note}; dead-destination attempts (451 at RCPT) during the healthy run: ${counts.tempfailed}` +
                 (deferred !== undefined ? `; deferrals reported in all: ${deferred}` : ''),
             ],
           });
