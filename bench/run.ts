@@ -9,12 +9,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connectNats } from '../services/common/nats.ts';
 import { analyseProfiles } from './lib/cpu-profile.ts';
 import { startDns } from './lib/dns.ts';
 import { machineInfo } from './lib/machine.ts';
 import { freePort } from './lib/ports.ts';
 import { killStartedGroups } from './lib/process-groups.ts';
-import { startSink } from './lib/sink-client.ts';
+import { type Sink, startSink } from './lib/sink-client.ts';
 import { writeReport } from './report.ts';
 import { type Load, measure, type RunResult, runGenerator, warmUp } from './runner.ts';
 import { harakaAvailable, startHaraka } from './systems/haraka.ts';
@@ -33,6 +35,9 @@ const { values: args } = parseArgs({
     'profile-size': { type: 'string', default: '2' },
     out: { type: 'string' },
     recipients: { type: 'string', default: '1' },
+    // The dead part's backlog: still arriving (measured right after it was accepted, while its first attempts
+    // are being made) and/or deferred (measured once every backlog message had its first attempt).
+    'dead-variants': { type: 'string', default: 'arriving,deferred' },
   },
 });
 const quick = args.quick!;
@@ -216,6 +221,7 @@ try {
     });
   }
   if (parts.has('dead')) {
+    const variants = args['dead-variants']!.split(',');
     // Postern routes by MX here (postern or postern-mx asked for); Postfix only when asked for, so
     // `--systems postern-mx` measures Postern's memory without a Postfix run.
     const deadSystems = [
@@ -224,65 +230,59 @@ try {
     ];
     for (const system of deadSystems.filter((s) => factories[s])) {
       await oneRun(system, 'dead-baseline', load(2048, plan.dead.healthy));
-      const id = `r${++seq}`;
-      log(
-        `${id} dead-backlog: ${system} ${plan.dead.backlog} to dead.bench, then ${plan.dead.healthy} healthy`,
-      );
-      running = await factories[system]!(`${id}-${system}`);
-      try {
-        await warmUp(running, sink);
-        const backlog = await runGenerator({
-          host: running.smtp.host,
-          port: running.smtp.port,
-          sessions: plan.sessions,
-          messages: plan.dead.backlog,
-          size: 2048,
-          recipients: 1,
-          toDomain: 'dead.bench',
-          from: 'gen@src.bench',
-          tag: `${id}dead`,
-        });
-        log(`${id} backlog accepted ${backlog.accepted}`);
-        // DESIGN §9 is about a backlog *waiting* for a dead destination: let every backlog message have its
-        // first (451) attempt, so the healthy run measures a deferred backlog, not one still being routed.
-        // Bounded: 15 min overall, or 60 s without progress.
-        const settleStart = Date.now();
-        let lastSeen = -1;
-        let lastProgress = Date.now();
-        for (;;) {
-          const { tempfailed } = await sink.count();
-          if (tempfailed >= backlog.accepted) break;
-          if (tempfailed > lastSeen) {
-            lastSeen = tempfailed;
-            lastProgress = Date.now();
+      for (const variant of variants) {
+        const id = `r${++seq}`;
+        log(
+          `${id} dead-backlog-${variant}: ${system} ${plan.dead.backlog} to dead.bench, then ${plan.dead.healthy} healthy`,
+        );
+        running = await factories[system]!(`${id}-${system}`);
+        try {
+          await warmUp(running, sink);
+          const backlog = await runGenerator({
+            host: running.smtp.host,
+            port: running.smtp.port,
+            sessions: plan.sessions,
+            messages: plan.dead.backlog,
+            size: 2048,
+            recipients: 1,
+            toDomain: 'dead.bench',
+            from: 'gen@src.bench',
+            tag: `${id}dead`,
+          });
+          log(`${id} backlog accepted ${backlog.accepted}`);
+          let note = `backlog accepted ${backlog.accepted}`;
+          if (variant === 'deferred') {
+            const { settled, seconds } = await settleBacklog(running, sink, backlog.accepted);
+            log(`${id} backlog first attempts ${settled}/${backlog.accepted} after ${seconds} s`);
+            note += `; first attempts done before the healthy run: ${settled} (after ${seconds} s)`;
           }
-          if (Date.now() - settleStart > 15 * 60_000 || Date.now() - lastProgress > 60_000) break;
-          await new Promise((r) => setTimeout(r, 500));
+          await sink.reset();
+          const scenario = `dead-with-backlog-${variant}`;
+          const r = await measure({
+            id,
+            scenario,
+            sys: running,
+            sink,
+            load: load(2048, plan.dead.healthy),
+            // Arriving: measure at once, while the backlog's first attempts are still being made.
+            ...(variant === 'arriving' ? { settleFirst: false } : {}),
+          });
+          const counts = await sink.count();
+          const deferred = running.natsUrl ? await deferralEvents(running.natsUrl) : undefined;
+          results.push({
+            ...r,
+            scenario,
+            generatorErrors: [
+              ...r.generatorErrors,
+              `${note}; dead-destination attempts (451 at RCPT) during the healthy run: ${counts.tempfailed}` +
+                (deferred !== undefined ? `; deferrals reported in all: ${deferred}` : ''),
+            ],
+          });
+          log(`${id} healthy delivered ${r.deliveredPerSec}/s with backlog (${variant}), lost ${r.lost}`);
+        } finally {
+          await running.stop();
+          running = undefined;
         }
-        const settled = (await sink.count()).tempfailed;
-        const settleSeconds = Math.round((Date.now() - settleStart) / 1000);
-        log(`${id} backlog first attempts ${settled}/${backlog.accepted} after ${settleSeconds} s`);
-        await sink.reset();
-        const r = await measure({
-          id,
-          scenario: 'dead-with-backlog',
-          sys: running,
-          sink,
-          load: load(2048, plan.dead.healthy),
-        });
-        const counts = await sink.count();
-        results.push({
-          ...r,
-          scenario: 'dead-with-backlog',
-          generatorErrors: [
-            ...r.generatorErrors,
-            `backlog accepted ${backlog.accepted}; first attempts done before the healthy run: ${settled} (after ${settleSeconds} s); dead-destination attempts during the healthy run: ${counts.tempfailed}`,
-          ],
-        });
-        log(`${id} healthy delivered ${r.deliveredPerSec}/s with backlog, lost ${r.lost}`);
-      } finally {
-        await running.stop();
-        running = undefined;
       }
     }
   }
@@ -375,4 +375,40 @@ try {
 } finally {
   await cleanup();
   execFileSync('rm', ['-rf', work]);
+}
+
+/**
+ * Waits until every backlog message had its first attempt: 451s counted at the dead sink, or for Postern the
+ * deferrals it reported (a job for a site known dead is deferred without a connection, so the sink never sees
+ * it). Bounded: 15 min overall, or 60 s without progress.
+ */
+async function settleBacklog(sys: RunningSystem, sink: Sink, accepted: number) {
+  const start = Date.now();
+  const attempts = async () =>
+    Math.max((await sink.count()).tempfailed, sys.natsUrl ? await deferralEvents(sys.natsUrl) : 0);
+  let lastSeen = -1;
+  let lastProgress = Date.now();
+  for (;;) {
+    const n = await attempts();
+    if (n >= accepted) break;
+    if (n > lastSeen) {
+      lastSeen = n;
+      lastProgress = Date.now();
+    }
+    if (Date.now() - start > 15 * 60_000 || Date.now() - lastProgress > 60_000) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return { settled: await attempts(), seconds: Math.round((Date.now() - start) / 1000) };
+}
+
+/** Postern's `deferred` events so far (EVENTS, subject mail.event.deferred): one per deferred recipient attempt. */
+async function deferralEvents(natsUrl: string): Promise<number> {
+  const nc = await connectNats(natsUrl, 'postern-bench-deferrals');
+  try {
+    const jsm = await jetstreamManager(nc);
+    const si = await jsm.streams.info('EVENTS', { subjects_filter: 'mail.event.deferred' });
+    return (si.state.subjects as Record<string, number> | undefined)?.['mail.event.deferred'] ?? 0;
+  } finally {
+    await nc.close();
+  }
 }

@@ -140,6 +140,8 @@ export async function measure(opts: {
   load: Load;
   /** How long to wait for deliveries after the load ends (bounded). */
   drainDeadlineMs?: number;
+  /** Wait for JetStream to stop moving before starting (default); false measures at once (a backlog arriving). */
+  settleFirst?: boolean;
 }): Promise<RunResult> {
   const probe = opts.sys.natsUrl ? await JetStreamProbe.connect(opts.sys.natsUrl) : undefined;
   try {
@@ -155,7 +157,11 @@ async function measureWith(
 ): Promise<RunResult> {
   const { sys, sink, load } = opts;
   // The warm-up's tail (results, state deletes, events after its last arrival) must not count in this run.
-  const jsBefore = probe ? (await probe.settle()).snap : undefined;
+  const jsBefore = probe
+    ? opts.settleFirst === false
+      ? await probe.snapshot()
+      : (await probe.settle()).snap
+    : undefined;
   const harnessCpu = () => ({
     generator: readProc(process.pid)?.childCpuSeconds ?? 0,
     sink: readProc(sink.pid)?.cpuSeconds ?? 0,

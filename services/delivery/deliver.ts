@@ -10,6 +10,7 @@ import { classifyError, type ErrorLike } from './classify.ts';
 import { type AcquireOptions, type ConnectionPool, SiteBusyError } from './connection-pool.ts';
 import { type DestinationContext, destinationKey, destinationName, openDestination } from './destination.ts';
 import { signMessage } from './dkim.ts';
+import { errorVerdict, outcomesVerdict, type SiteVerdict, suspendedOutcomes } from './shaping/dead-sites.ts';
 import type { JobSite, ShapingGate, SiteWait } from './shaping/gate.ts';
 
 export interface DeliverContext extends DestinationContext {
@@ -22,6 +23,9 @@ export interface DeliverContext extends DestinationContext {
 
 /** What one attempt came to: outcomes to report, or a site that does not take the job now (re-schedule it). */
 export type Attempt = { outcomes: RecipientOutcome[] } | { wait: SiteWait };
+
+/** An attempt and what it says about the site (shaping/dead-sites.ts). */
+type Tried = Attempt & { verdict: SiteVerdict };
 
 /** A rate token further away than this sends the job back instead of holding its session and slot. */
 const MAX_TOKEN_WAIT_MS = 1000;
@@ -54,12 +58,26 @@ export function outcomesForAll(
 
 /** `attached`: the body's bytes when they came with the job (services/common/job-wire.ts). */
 export async function deliverJob(job: DeliveryJob, ctx: DeliverContext, attached?: Buffer): Promise<Attempt> {
-  const site = ctx.shaping ? await ctx.shaping.siteOf(job) : undefined;
-  const blocked = site && ctx.shaping?.blocked(site);
-  if (blocked) return { wait: blocked };
-  const outcomes = await attempt(job, ctx, site, attached);
-  if ('outcomes' in outcomes && site) ctx.shaping?.observe(site, outcomes.outcomes);
-  return outcomes;
+  const shaping = ctx.shaping;
+  if (!shaping) {
+    const { verdict: _, ...tried } = await attempt(job, ctx, undefined, attached);
+    return tried;
+  }
+  const site = await shaping.siteOf(job);
+  const admission = shaping.admit(site);
+  if ('wait' in admission) return { wait: admission.wait };
+  // A site known dead: an ordinary deferral at once — no body load, no connection, no lease (Postfix's
+  // "delivery temporarily suspended").
+  if ('defer' in admission) return { outcomes: suspendedOutcomes(job.recipients, admission.defer) };
+  let tried: Tried | undefined;
+  try {
+    tried = await attempt(job, ctx, site, attached);
+  } finally {
+    // Also when the attempt threw (our bug): a probe in flight must be given back.
+    const outcomes = tried && 'outcomes' in tried ? tried.outcomes : [];
+    shaping.observe(site, outcomes, tried?.verdict ?? 'neutral', admission.probe);
+  }
+  return 'wait' in tried ? { wait: tried.wait } : { outcomes: tried.outcomes };
 }
 
 async function attempt(
@@ -67,13 +85,17 @@ async function attempt(
   ctx: DeliverContext,
   site: JobSite | undefined,
   attached: Buffer | undefined,
-): Promise<Attempt> {
+): Promise<Tried> {
   const log = ctx.log.child({
     messageId: job.messageId,
     jobId: job.jobId,
     destination: destinationName(job.route),
   });
-  const done = (outcomes: RecipientOutcome[]) => ({ outcomes });
+  const done = (outcomes: RecipientOutcome[], verdict: SiteVerdict = outcomesVerdict(outcomes)) => ({
+    outcomes,
+    verdict,
+  });
+  const wait = (w: SiteWait) => ({ wait: w, verdict: 'neutral' as const });
   let raw: Buffer;
   try {
     const body = job.body;
@@ -83,7 +105,7 @@ async function attempt(
     } else raw = await ctx.bodies.get(body);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot load message body');
-    return done(outcomesForAll(job.recipients, err as ErrorLike));
+    return done(outcomesForAll(job.recipients, err as ErrorLike), 'neutral');
   }
   if (job.dkim) {
     const signed = await signMessage(raw, job.dkim, ctx.secrets);
@@ -110,17 +132,17 @@ async function attempt(
     try {
       acquired = await ctx.pool.acquire(key, () => openDestination(job.route, ctx), acquireOpts);
     } catch (err) {
-      if (err instanceof SiteBusyError) return { wait: err.wait };
+      if (err instanceof SiteBusyError) return wait(err.wait);
       log.info({ err: (err as Error).message }, 'connection to destination failed');
-      return done(outcomesForAll(job.recipients, err as ErrorLike));
+      return done(outcomesForAll(job.recipients, err as ErrorLike), errorVerdict(err as ErrorLike));
     }
     const { session, reused } = acquired;
     if (site && shaping) {
       // The message token is taken with a session in hand: a token is never spent on a job that cannot go.
-      const wait = await waitForToken(shaping, site, job);
-      if (wait) {
+      const token = await waitForToken(shaping, site, job);
+      if (token) {
         ctx.pool.release(key, session, true);
-        return { wait };
+        return wait(token);
       }
     }
     try {
@@ -141,10 +163,11 @@ async function attempt(
           remoteMta: session.remoteMta,
           tls: session.tls,
         }),
+        errorVerdict(err as ErrorLike),
       );
     }
   }
-  return done(outcomesForAll(job.recipients, { code: 'ECONNECTION', message: 'connection lost' }));
+  return done(outcomesForAll(job.recipients, { code: 'ECONNECTION', message: 'connection lost' }), 'down');
 }
 
 /** A message token within MAX_TOKEN_WAIT_MS (waited for here), or the wait to re-schedule with. */

@@ -42,6 +42,10 @@ export interface DeliverySettings {
     enabled: boolean;
     /** Connection leases expire this long after their holder stopped refreshing them (a dead process). */
     leaseTtlMs: number;
+    /** Consecutive attempts that find a site down (refused, timed out, 4xx for every recipient) mark it dead. */
+    deadAfter: number;
+    /** How long a dead site's jobs are deferred without a connection before a probe tries it again. */
+    deadMs: number;
     providerRulesFile?: string | undefined;
     responseRulesFile?: string | undefined;
   };
@@ -83,6 +87,9 @@ export function readDeliverySettings(env: NodeJS.ProcessEnv = process.env): Deli
     shaping: {
       enabled: !/^(0|false|no|off)$/i.test(env['POSTERN_SHAPING'] ?? ''),
       leaseTtlMs: Math.max(1000, num(env, 'POSTERN_SITE_LEASE_TTL_MS', 30_000)),
+      deadAfter: Math.max(1, num(env, 'POSTERN_SITE_DEAD_AFTER', 5)),
+      // Postfix's minimal_backoff_time (300 s) is how long its qmgr keeps a dead destination throttled.
+      deadMs: Math.max(1000, num(env, 'POSTERN_SITE_DEAD_MS', 300_000)),
       providerRulesFile: env['POSTERN_PROVIDER_RULES_FILE'] || undefined,
       responseRulesFile: env['POSTERN_RESPONSE_RULES_FILE'] || undefined,
     },

@@ -24,6 +24,7 @@ import {
 import type { LoopSupervisor } from '../../common/supervise.ts';
 import type { Logger } from '../../common/telemetry.ts';
 import type { DeliveryJob, RecipientOutcome } from '../../common/types.ts';
+import { DEAD_BY, DeadSites, type SiteVerdict } from './dead-sites.ts';
 import { ConnectionLeases } from './leases.ts';
 import { isLimited, limitsFor } from './limits.ts';
 import { MxHostCache } from './mx-hosts.ts';
@@ -40,6 +41,9 @@ import { SharedTokenBuckets } from './token-bucket.ts';
 
 export interface ShapingSettings {
   leaseTtlMs: number;
+  /** Dead sites (shaping/dead-sites.ts): down attempts in a row that mark a site dead, and for how long. */
+  deadAfter?: number;
+  deadMs?: number;
   providerRulesFile?: string | undefined;
   responseRulesFile?: string | undefined;
 }
@@ -68,10 +72,16 @@ export interface SiteWait {
   token?: { site: string; at: number };
 }
 
+/**
+ * Whether a job may try its site now: `wait` for a suspension in force (rule or operator: re-scheduled, no
+ * attempt spent); `defer` for a site known dead (reported deferred at once, without a connection); `go` — as the
+ * probe of a site whose dead spell is over when `probe` (pass it back to `observe`).
+ */
+export type Admission = { go: true; probe: boolean } | { wait: SiteWait } | { defer: string };
+
 export interface ShapingGate {
   siteOf(job: DeliveryJob): Promise<JobSite>;
-  /** A suspension in force, as a wait. */
-  blocked(site: JobSite): SiteWait | undefined;
+  admit(site: JobSite): Admission;
   /** A new session's permission (connection lease and connections-per-minute token), or how long to wait. */
   permit(site: JobSite, job: DeliveryJob): Promise<SessionPermit | SiteWait>;
   /**
@@ -79,8 +89,11 @@ export interface ShapingGate {
    * for that time when `reserved`.
    */
   messageToken(site: JobSite, job: DeliveryJob): Promise<{ waitMs: number; reserved: boolean }>;
-  /** The attempt's replies: response rules, last reply, domains served. Never throws. */
-  observe(site: JobSite, outcomes: RecipientOutcome[]): void;
+  /**
+   * The attempt's replies (none when it did not get to try): response rules, last reply, domains served, and what
+   * it says about the site (dead sites). Never throws.
+   */
+  observe(site: JobSite, outcomes: RecipientOutcome[], verdict: SiteVerdict, probe: boolean): void;
   /** Sites by volume this process sent to, with their state (for the postern_site_state gauge). */
   volumes(): { site: string; messages: number; state: ReturnType<typeof siteStatus> }[];
   close(): void;
@@ -114,6 +127,8 @@ export async function startShaping(opts: {
   const watch = await watchSites(state, records, opts.loops);
   const volume = new Map<string, number>();
   const seen = new Map<string, { domains: Set<string>; limits: string; wroteAt: number; replyAt: number }>();
+  const deadMs = opts.settings.deadMs ?? 300_000;
+  const dead = new DeadSites({ after: opts.settings.deadAfter ?? 5, deadMs });
 
   const sweeper = setInterval(() => void resumeExpired(state, js, records, log), 5000);
   sweeper.unref();
@@ -139,13 +154,19 @@ export async function startShaping(opts: {
       return { name, key, mxHosts, limits, source, ...(route.kind === 'mx' ? { domain: route.domain } : {}) };
     },
 
-    blocked(site) {
+    admit(site) {
       const r = records.get(site.key);
-      if (siteStatus(r) !== 'suspended') return undefined;
-      return {
-        untilMs: Date.parse(r!.suspendedUntil!),
-        reason: `site ${site.name} suspended until ${r!.suspendedUntil} (${r!.suspendedBy}: ${r!.reason ?? ''})`,
-      };
+      const suspended = siteStatus(r) === 'suspended';
+      if (suspended && r!.suspendedBy !== DEAD_BY)
+        return {
+          wait: {
+            untilMs: Date.parse(r!.suspendedUntil!),
+            reason: `site ${site.name} suspended until ${r!.suspendedUntil} (${r!.suspendedBy}: ${r!.reason ?? ''})`,
+          },
+        };
+      const admission = dead.admit(site.key, suspended ? Date.parse(r!.suspendedUntil!) : undefined);
+      if (admission === 'defer') return { defer: r?.reason ?? `site ${site.name} is not answering` };
+      return { go: true, probe: admission === 'probe' };
     },
 
     async permit(site, job) {
@@ -189,9 +210,10 @@ export async function startShaping(opts: {
       return buckets.takeOne(`${site.key}.rate`, rate, true);
     },
 
-    observe(site, outcomes) {
+    observe(site, outcomes, verdict, probe) {
       try {
-        observeReplies(site, outcomes);
+        if (dead.record(site.key, verdict, probe)) markDead(site, outcomes);
+        if (outcomes.length) observeReplies(site, outcomes);
       } catch (err) {
         log.error({ site: site.name, err: (err as Error).message }, 'response rule handling failed');
       }
@@ -243,6 +265,40 @@ export async function startShaping(opts: {
       limitSource: site.source,
       ...(bad ? { lastReply: bad.response, lastReplyAt: new Date(now).toISOString() } : {}),
     })).catch((err: Error) => log.warn({ site: site.name, err: err.message }, 'site record not written'));
+  }
+
+  /**
+   * Marks a site dead for `deadMs`: in this process at once, for every process through the watched record. A
+   * suspension already in force (another process found it dead first, a rule, an operator) is left as it is.
+   */
+  function markDead(site: JobSite, outcomes: RecipientOutcome[]) {
+    const now = Date.now();
+    const until = new Date(now + deadMs).toISOString();
+    const reason = outcomes[0]?.response ?? 'no answer';
+    const cur = records.get(site.key);
+    if (siteStatus(cur, now) !== 'suspended')
+      records.set(site.key, {
+        ...(cur ?? { site: site.name, domains: [], updatedAt: '' }),
+        suspendedUntil: until,
+        suspendedBy: DEAD_BY,
+        reason,
+      });
+    void (async () => {
+      const changed = await updateSite(state, site.name, (r) => {
+        if (siteStatus(r, now) === 'suspended') return undefined;
+        return { ...r, suspendedUntil: until, suspendedBy: DEAD_BY, reason };
+      });
+      if (!changed) return;
+      log.warn({ site: site.name, until, reply: reason }, 'site.suspended: destination dead');
+      await publishSiteEvent(js, {
+        kind: 'site.suspended',
+        site: site.name,
+        at: new Date(now).toISOString(),
+        until,
+        by: DEAD_BY,
+        reason,
+      });
+    })().catch((err: Error) => log.error({ site: site.name, err: err.message }, 'could not mark site dead'));
   }
 
   async function applyRule(site: JobSite, rule: ResponseRule, reply: string) {
