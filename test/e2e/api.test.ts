@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +14,15 @@ import { eventually, startPostern, type TestPostern } from '../helpers/postern.t
 import { findSchemathesis } from '../helpers/schemathesis.ts';
 import { type SmtpSink, startSmtpSink } from '../helpers/smtp-sink.ts';
 
+/** A process's state letter from /proc/<pid>/stat ('T' = stopped), or why it could not be read. */
+const procState = (pid: number) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  } catch (err) {
+    return (err as Error).message;
+  }
+};
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const KEY = 'app-key-0123456789abcdefghijklmnop';
 const LIMITED_KEY = 'limited-key-0123456789abcdefghijkl';
@@ -263,9 +272,11 @@ describe('HTTP submission API (local mode)', () => {
     assert.equal(before.status, 202);
     const nats = postern.nats.process;
     // A frozen nats-server acknowledges nothing: the publish times out (POSTERN_PUBLISH_TIMEOUT_MS) → 503.
-    nats.kill('SIGSTOP');
     let during: Answer;
     try {
+      assert.ok(nats.kill('SIGSTOP'), `SIGSTOP to nats-server pid ${nats.pid}`);
+      // A signal is delivered asynchronously: go on once the kernel reports the process stopped ('T').
+      await eventually(`nats-server pid ${nats.pid} stopped`, () => procState(nats.pid!) === 'T');
       during = await send('during');
     } finally {
       nats.kill('SIGCONT');

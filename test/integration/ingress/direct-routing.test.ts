@@ -9,12 +9,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Consumer, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { DEFAULT_RETRY, domainKey, policyKey } from '../../../services/common/config/resolved.ts';
 import { readJobMessage } from '../../../services/common/job-wire.ts';
 import { msgIds } from '../../../services/common/msg-ids.ts';
 import { ensureConsumer, STREAMS, SUPPRESSION_BUCKET } from '../../../services/common/nats.ts';
 import { SuppressionList } from '../../../services/common/suppression.ts';
-import { type Harness, RawSmtp, startHarness } from './ingress-harness.ts';
+import { type Harness, oursAndOffice, RawSmtp, startHarness } from './ingress-harness.ts';
 
 async function say(c: RawSmtp, line: string): Promise<string> {
   c.write(`${line}\r\n`);
@@ -46,21 +45,7 @@ describe('routing at receipt: the common case goes straight to OUTBOUND (real na
     h = await startHarness({
       listeners: [{ name: 'mx', host: '127.0.0.1', port: 0, mode: 'relay' }],
       settings: { directRouting: true },
-      documents: {
-        [domainKey('ours.example')]: {
-          source: 'mail/ours',
-          domain: 'ours.example',
-          inbound: { enabled: true },
-        },
-        [policyKey('prod', 'office')]: {
-          source: 'prod/office',
-          networks: ['127.0.0.1/32'],
-          users: [],
-          requireTLS: false,
-          limits: {},
-          delivery: { pool: 'default', destinations: [], retry: DEFAULT_RETRY, tls: 'opportunistic' },
-        },
-      },
+      documents: oursAndOffice('127.0.0.1/32'),
     });
     await ensureConsumer(h.nc, STREAMS.outbound, 'direct-test', 'mail.out.>');
     outbound = await jetstream(h.nc).consumers.get(STREAMS.outbound, 'direct-test');

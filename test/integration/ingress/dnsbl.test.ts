@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Registry } from 'prom-client';
-import { DEFAULT_RETRY, domainKey, policyKey } from '../../../services/common/config/resolved.ts';
 import { startTestDns, type TestDns } from '../../helpers/dns.ts';
-import { type Harness, serverReplies, startHarness, swaks } from './ingress-harness.ts';
+import { type Harness, oursAndOffice, serverReplies, startHarness, swaks } from './ingress-harness.ts';
 
 /** The reversed-nibble name of ::1 (RFC 5782 §2.4). */
 const IPV6_LOOPBACK = `1.${'0.'.repeat(31)}bl.test`;
@@ -100,21 +99,7 @@ describe('DNS block lists at connect (real dnsmasq, real nats-server, swaks)', (
           dnsServers: [dns.server],
         },
       },
-      documents: {
-        [domainKey('ours.example')]: {
-          source: 'mail/ours',
-          domain: 'ours.example',
-          inbound: { enabled: true },
-        },
-        [policyKey('prod', 'office')]: {
-          source: 'prod/office',
-          networks: ['127.0.0.5/32'],
-          users: [],
-          requireTLS: false,
-          limits: {},
-          delivery: { pool: 'default', destinations: [], retry: DEFAULT_RETRY, tls: 'opportunistic' },
-        },
-      },
+      documents: oursAndOffice('127.0.0.5/32'),
     });
   });
   after(async () => {

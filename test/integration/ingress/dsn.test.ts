@@ -4,8 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DEFAULT_RETRY, domainKey, policyKey } from '../../../services/common/config/resolved.ts';
-import { type Harness, RawSmtp, startHarness } from './ingress-harness.ts';
+import { type Harness, oursAndOffice, RawSmtp, startHarness } from './ingress-harness.ts';
 
 async function say(c: RawSmtp, line: string): Promise<string> {
   c.write(`${line}\r\n`);
@@ -20,21 +19,7 @@ describe('DSN extension at the ingress (RFC 3461)', () => {
         { name: 'mx', host: '127.0.0.1', port: 0, mode: 'relay' },
         { name: 'submission', host: '127.0.0.1', port: 0, mode: 'submission', insecureAuth: true },
       ],
-      documents: {
-        [domainKey('ours.example')]: {
-          source: 'mail/ours',
-          domain: 'ours.example',
-          inbound: { enabled: true },
-        },
-        [policyKey('prod', 'office')]: {
-          source: 'prod/office',
-          networks: ['127.0.0.1/32'],
-          users: [],
-          requireTLS: false,
-          limits: {},
-          delivery: { pool: 'default', destinations: [], retry: DEFAULT_RETRY, tls: 'opportunistic' },
-        },
-      },
+      documents: oursAndOffice('127.0.0.1/32'),
     });
   });
   after(async () => {

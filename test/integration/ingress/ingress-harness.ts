@@ -13,7 +13,12 @@ import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { CONFIG_BUCKET } from '../../../services/common/config/resolved.ts';
+import {
+  CONFIG_BUCKET,
+  DEFAULT_RETRY,
+  domainKey,
+  policyKey,
+} from '../../../services/common/config/resolved.ts';
 import { ConfigStore } from '../../../services/common/config/store.ts';
 import { connectNats, ensureConsumer, ensureTopology, STREAMS } from '../../../services/common/nats.ts';
 import type { Envelope } from '../../../services/common/types.ts';
@@ -39,6 +44,24 @@ export interface Harness {
 }
 
 export const TEST_CONSUMER = 'ingress-test';
+
+/**
+ * Config documents most ingress tests start from: ours.example as an inbound domain and the RelayPolicy prod/office
+ * letting `network` relay (opportunistic TLS, default pool and retry).
+ */
+export function oursAndOffice(network: string): Record<string, unknown> {
+  return {
+    [domainKey('ours.example')]: { source: 'mail/ours', domain: 'ours.example', inbound: { enabled: true } },
+    [policyKey('prod', 'office')]: {
+      source: 'prod/office',
+      networks: [network],
+      users: [],
+      requireTLS: false,
+      limits: {},
+      delivery: { pool: 'default', destinations: [], retry: DEFAULT_RETRY, tls: 'opportunistic' },
+    },
+  };
+}
 
 /** A self-signed certificate for localhost, generated with openssl for this run. */
 export function selfSignedCert(): { cert: Buffer; key: Buffer } {
