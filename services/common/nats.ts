@@ -18,6 +18,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { CONFIG_BUCKET } from './config/resolved.ts';
 import { WEBHOOK_BUCKET } from './config/webhook.ts';
 import { type NatsAuthOptions, natsAuthFromEnv } from './nats-auth.ts';
+import { patchNatsClient } from './nats-client-patches.ts';
 
 export const STREAMS = {
   submit: 'SUBMIT',
@@ -83,6 +84,7 @@ export async function connectNats(
   name: string,
   auth: NatsAuthOptions = natsAuthFromEnv(),
 ): Promise<NatsConnection> {
+  patchNatsClient();
   return connect({
     ...auth,
     servers: url.split(','),
