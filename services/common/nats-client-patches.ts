@@ -14,6 +14,9 @@
  *    system call each. The NATS socket is now corked at the first write of a turn and uncorked at
  *    `setImmediate`, after the turn's I/O callbacks: those writes leave in one `writev`. The bytes and their order
  *    are unchanged; a flush waits at most until the end of the turn. `end()` uncorks by itself.
+ * Each is applied only when the library's method still reads as described (its source text), so a nats.js
+ * release that changes them runs unpatched rather than broken; test/integration/nats-client-patches.test.ts
+ * fails then, and says so.
  */
 import type { Socket } from 'node:net';
 import { ProtocolHandler, RequestOne } from '@nats-io/nats-core/internal';
@@ -39,25 +42,33 @@ export function patchNatsClient(): void {
     resolver(this: RequestInternals, err: Error | null, msg: unknown): void;
   };
   const resolver = request.resolver;
-  request.resolver = function (this: RequestInternals, err: Error | null, msg: unknown) {
-    if (err) return resolver.call(this, err, msg);
-    this.timer?.cancel();
-    this.deferred.resolve(msg);
-    this.mux.cancel(this);
-  };
+  const resolverText = String(resolver);
+  const cancelText = String((RequestOne.prototype as unknown as { cancel: unknown }).cancel);
+  if (
+    resolverText.includes('this.deferred.resolve(msg)') &&
+    resolverText.includes('this.cancel()') &&
+    cancelText.includes('this.mux.cancel(this)')
+  )
+    request.resolver = function (this: RequestInternals, err: Error | null, msg: unknown) {
+      if (err) return resolver.call(this, err, msg);
+      this.timer?.cancel();
+      this.deferred.resolve(msg);
+      this.mux.cancel(this);
+    };
 
   const handler = ProtocolHandler.prototype as unknown as { flushPending(this: HandlerInternals): void };
   const flushPending = handler.flushPending;
-  handler.flushPending = function (this: HandlerInternals) {
-    const socket = this.transport?.socket;
-    if (socket && !socket[CORKED] && !socket.destroyed) {
-      socket[CORKED] = true;
-      socket.cork();
-      setImmediate(() => {
-        socket[CORKED] = false;
-        if (socket.writableCorked > 0) socket.uncork();
-      });
-    }
-    flushPending.call(this);
-  };
+  if (String(flushPending).includes('this.transport.send('))
+    handler.flushPending = function (this: HandlerInternals) {
+      const socket = this.transport?.socket;
+      if (socket && !socket[CORKED] && !socket.destroyed) {
+        socket[CORKED] = true;
+        socket.cork();
+        setImmediate(() => {
+          socket[CORKED] = false;
+          if (socket.writableCorked > 0) socket.uncork();
+        });
+      }
+      flushPending.call(this);
+    };
 }
