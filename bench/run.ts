@@ -241,17 +241,7 @@ try {
         running = await factories[system]!(`${id}-${system}`);
         try {
           await warmUp(running, sink);
-          const backlog = await runGenerator({
-            host: running.smtp.host,
-            port: running.smtp.port,
-            sessions: plan.sessions,
-            messages: plan.dead.backlog,
-            size: 2048,
-            recipients: 1,
-            toDomain: 'dead.bench',
-            from: 'gen@src.bench',
-            tag: `${id}dead`,
-          });
+          const backlog = await sendBacklog(running, plan.dead.backlog, 'dead.bench', `${id}dead`);
           log(`${id} backlog accepted ${backlog.accepted}`);
           let note = `backlog accepted ${backlog.accepted}`;
           if (variant === 'deferred') {
@@ -314,17 +304,12 @@ try {
     running = await factories['postern-mx']!(`${id}-postern-mx`, extra);
     try {
       await warmUp(running, sink);
-      const backlog = await runGenerator({
-        host: running.smtp.host,
-        port: running.smtp.port,
-        sessions: plan.sessions,
-        messages: plan.shaping.throttledBacklog,
-        size: 2048,
-        recipients: 1,
-        toDomain: 'throttled.bench',
-        from: 'gen@src.bench',
-        tag: `${id}throttled`,
-      });
+      const backlog = await sendBacklog(
+        running,
+        plan.shaping.throttledBacklog,
+        'throttled.bench',
+        `${id}throttled`,
+      );
       await sink.reset();
       const r = await measure({
         id,
@@ -385,6 +370,21 @@ try {
  * deferrals it reported (a job for a site known dead is deferred without a connection, so the sink never sees
  * it). Bounded: 15 min overall, or 60 s without progress.
  */
+/** A backlog of 2 KB messages to one domain, sent with the plan's sessions (the dead and shaping parts). */
+function sendBacklog(sys: RunningSystem, messages: number, toDomain: string, tag: string) {
+  return runGenerator({
+    host: sys.smtp.host,
+    port: sys.smtp.port,
+    sessions: plan.sessions,
+    messages,
+    size: 2048,
+    recipients: 1,
+    toDomain,
+    from: 'gen@src.bench',
+    tag,
+  });
+}
+
 async function settleBacklog(sys: RunningSystem, sink: Sink, accepted: number) {
   const start = Date.now();
   const attempts = async () =>
