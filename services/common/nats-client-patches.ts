@@ -11,18 +11,16 @@
  *    library's own path.
  * 2. The protocol handler writes its outbound buffer at the end of each microtask checkpoint, so the publishes
  *    of SMTP sessions served in one event-loop turn (each socket's data is its own callback) leave in one write
- *    system call each. The NATS socket is now corked at the first write of a turn and uncorked at
- *    `setImmediate`, after the turn's I/O callbacks: those writes leave in one `writev`. The bytes and their order
- *    are unchanged; a flush waits at most until the end of the turn. `end()` uncorks by itself.
+ *    system call each. The NATS socket is now corked for the turn (cork.ts): those writes leave in one `writev`.
  * Each is applied only when the library's method still reads as described (its source text), so a nats.js
  * release that changes them runs unpatched rather than broken; test/integration/nats-client-patches.test.ts
  * fails then, and says so.
  */
 import type { Socket } from 'node:net';
 import { ProtocolHandler, RequestOne } from '@nats-io/nats-core/internal';
+import { corkForTurn } from './cork.ts';
 
 const PATCHED = Symbol.for('postern.nats-client-patches');
-const CORKED = Symbol('postern.nats-socket-corked');
 
 interface RequestInternals {
   timer?: { cancel(): void };
@@ -30,7 +28,7 @@ interface RequestInternals {
   mux: { cancel(r: unknown): void };
 }
 interface HandlerInternals {
-  transport?: { socket?: Socket & { [CORKED]?: boolean } };
+  transport?: { socket?: Socket };
 }
 
 export function patchNatsClient(): void {
@@ -61,14 +59,7 @@ export function patchNatsClient(): void {
   if (String(flushPending).includes('this.transport.send('))
     handler.flushPending = function (this: HandlerInternals) {
       const socket = this.transport?.socket;
-      if (socket && !socket[CORKED] && !socket.destroyed) {
-        socket[CORKED] = true;
-        socket.cork();
-        setImmediate(() => {
-          socket[CORKED] = false;
-          if (socket.writableCorked > 0) socket.uncork();
-        });
-      }
+      if (socket) corkForTurn(socket);
       flushPending.call(this);
     };
 }

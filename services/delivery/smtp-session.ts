@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { corkForTurn } from '../common/cork.ts';
 import type { DsnParams, RecipientOutcome, TlsFacts } from '../common/types.ts';
 import { encodeXtext } from '../common/xtext.ts';
 import { classifyError, classifyReply } from './classify.ts';
@@ -135,13 +136,7 @@ function batchMessageWrites(conn: SMTPConnection): void {
   const create = internals._createSendStream;
   if (typeof create !== 'function') return;
   internals._createSendStream = (callback) => {
-    const socket = internals._socket;
-    if (socket && !socket.destroyed) {
-      socket.cork();
-      setImmediate(() => {
-        if (!socket.destroyed && socket.writableCorked > 0) socket.uncork();
-      });
-    }
+    if (internals._socket) corkForTurn(internals._socket);
     return create.call(conn, callback);
   };
 }

@@ -7,6 +7,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { SMTPServer } from 'smtp-server';
+import { corkForTurn, uncorkNow } from '../common/cork.ts';
 import { hasSourceRoute } from './address-syntax.ts';
 import { checkDsnParameters, dsnSyntaxReply } from './dsn-params.ts';
 import { ENHANCED_PREFIX, REPLIES, replyText, type SmtpReply } from './replies.ts';
@@ -62,25 +63,14 @@ function sendReply(conn: HookableConnection, r: SmtpReply): void {
  * over (its 220 must go out in clear first); close() ends the socket, which uncorks too.
  */
 function batchWrites(conn: HookableConnection): void {
-  let corked: HookableConnection['_socket'];
-  const flush = () => {
-    const socket = corked;
-    corked = undefined;
-    if (socket && !socket.destroyed && socket.writableCorked > 0) socket.uncork();
-  };
   const send = conn.send.bind(conn);
   conn.send = (code, data, context) => {
-    const socket = conn._socket;
-    if (!corked && socket && !socket.destroyed) {
-      socket.cork();
-      corked = socket;
-      setImmediate(flush);
-    }
+    if (conn._socket) corkForTurn(conn._socket);
     send(code, data, context);
   };
   const upgrade = conn.upgrade.bind(conn);
   conn.upgrade = (callback, secureCallback) => {
-    flush();
+    if (conn._socket) uncorkNow(conn._socket);
     upgrade(callback, secureCallback);
   };
 }
