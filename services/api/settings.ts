@@ -22,7 +22,7 @@ export interface ApiSettings {
    * lean path); `POSTERN_DIRECT_ROUTING=0` turns it off. Absent: on.
    */
   directRouting?: boolean;
-  /** Largest body a direct job carries attached (`POSTERN_ATTACH_MAX`, default 256 KiB; services/common/job-wire.ts). */
+  /** Largest body a direct job carries attached (`POSTERN_ATTACH_MAX`, default 256 KiB; services/common/body-wire.ts). */
   attachMax?: number;
   rateLimitTimeoutMs: number;
   /** PEM certificate and key: the listener speaks HTTPS. */

@@ -1,6 +1,7 @@
 /**
  * Where message bodies live between ingress and the last delivery attempt. Three places, by size:
- * - inline (base64 in the envelope/job) up to a few KiB: no extra round trip at all;
+ * - attached (the raw bytes beside the envelope, job, result or message state that names them, body-wire.ts) up
+ *   to the inline limit (16 KiB by default; a direct job's up to 256 KiB): no extra round trip at all;
  * - the `BODIES` stream, one message per body on `mail.body.<id>`, up to just under the server's max payload:
  *   one publish to store, one leader-served get to load, one subject purge to delete (no tombstones left);
  * - the `bodies` object store (chunked) beyond that, e.g. a 25 MiB message.
@@ -73,8 +74,18 @@ export class BodyStore {
     return { object: id, size: body.length };
   }
 
-  /** Loads a body; throws BodyGoneError when it was deleted. */
-  async get(ref: BodyRef): Promise<Buffer> {
+  /**
+   * Loads a body; throws BodyGoneError when it was deleted. An attached body is `attached`, the bytes that came
+   * with the reference (a missing or wrong-sized one is a bug, not a deleted body).
+   */
+  async get(ref: BodyRef, attached?: Buffer): Promise<Buffer> {
+    if ('attached' in ref) {
+      if (attached?.length !== ref.attached)
+        throw new Error(
+          `attached body of ${ref.attached} bytes expected, ${attached?.length ?? 'none'} came`,
+        );
+      return attached;
+    }
     if ('inline' in ref) return Buffer.from(ref.inline, 'base64');
     if ('stored' in ref) {
       const jsm = await this.#manager();
@@ -100,9 +111,9 @@ export class BodyStore {
     return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   }
 
-  /** Deletes a stored body; inline bodies and bodies already gone need nothing. */
+  /** Deletes a stored body; attached and inline bodies and bodies already gone need nothing. */
   async delete(ref: BodyRef): Promise<void> {
-    if ('inline' in ref) return;
+    if ('attached' in ref || 'inline' in ref) return;
     if ('stored' in ref) {
       const jsm = await this.#manager();
       await jsm.streams.purge(STREAMS.bodies, { filter: SUBJECTS.body(ref.stored) });

@@ -1,6 +1,6 @@
 /**
- * Durable hand-off of an accepted message: the body goes inline (small) or to the body store
- * (services/common/body-store.ts: the BODIES stream, or the object store when huge), then
+ * Durable hand-off of an accepted message: the body travels attached (small: raw bytes, body-wire.ts) or goes to
+ * the body store (services/common/body-store.ts: the BODIES stream, or the object store when huge), then
  * - the common case (docs/architecture.md "The lean path"): a message whose recipients all share one route, with
  *   no RFC 3461 parameters, no hold and no suppressed recipient, is routed here with the live config
  *   (services/common/router.ts, the queue's own routing) and its one delivery job is published straight on
@@ -14,9 +14,8 @@ import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BodyStore } from './body-store.ts';
+import { attachedJob, attachedRef, envelopeWire, jobWire } from './body-wire.ts';
 import type { ConfigSnapshot } from './config/resolved.ts';
-import { encodeContract } from './contracts.ts';
-import { attachedJob } from './job-wire.ts';
 import { msgIds } from './msg-ids.ts';
 import { SUBJECTS, SUPPRESSION_BUCKET } from './nats.ts';
 import { destinationKey, planDelivery } from './router.ts';
@@ -28,13 +27,10 @@ export const SUBMIT_SHARD = 0;
 
 export interface Submitter {
   /** Stores the body and publishes the envelope or job; rejects (never resolves) unless all were acknowledged. */
-  submit(
-    envelope: Omit<Envelope, 'body' | 'size'>,
-    body: Buffer,
-  ): Promise<{ stored: 'attached' | 'inline' | 'object' }>;
+  submit(envelope: Omit<Envelope, 'body' | 'size'>, body: Buffer): Promise<{ stored: 'attached' | 'object' }>;
 }
 
-/** Direct jobs carry bodies up to this size attached (job-wire.ts); larger ones go to the body store. */
+/** Direct jobs carry bodies up to this size attached (body-wire.ts); larger ones go to the body store. */
 export const DEFAULT_ATTACH_MAX = 256 * 1024;
 
 /** What routing at receipt needs: the live config and the suppression list. */
@@ -113,8 +109,8 @@ async function directJob(
   routing: DirectRouting,
 ): Promise<Omit<DeliveryJob, 'body'> | undefined> {
   if (env.hold || env.dsn || (env.kind ?? 'mail') !== 'mail') return undefined;
-  // Routing does not look at the body; the job gets its body (attached, inline or a reference) from the caller.
-  const plan = planDelivery({ ...env, body: { inline: '' } }, routing.snapshot());
+  // Routing does not look at the body; the job gets its body (attached or a reference) from the caller.
+  const plan = planDelivery({ ...env, body: { attached: 0 } }, routing.snapshot());
   if (plan.jobs.length !== 1) return undefined;
   try {
     if ((await routing.suppressed(plan.jobs[0]!.recipients)).size > 0) return undefined;
@@ -141,7 +137,7 @@ export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Sub
       const id = partial.id;
       const job = opts.direct && (await directJob({ ...partial, size: body.length }, opts.direct));
       if (job && body.length <= Math.min(opts.attachMax ?? DEFAULT_ATTACH_MAX, bodies.streamMax())) {
-        // The lean path's common case: one message on OUTBOUND, the body attached raw (job-wire.ts).
+        // The lean path's common case: one message on OUTBOUND, the body attached raw (body-wire.ts).
         const [subject, msgID] = jobAddress(job);
         const { payload, headers } = attachedJob(job, body);
         await withDeadline(
@@ -151,35 +147,39 @@ export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Sub
         );
         return { stored: 'attached' };
       }
-      let envelope: Envelope;
-      if (body.length <= opts.inlineBodyMax) {
-        envelope = { ...partial, size: body.length, body: { inline: body.toString('base64') } };
-      } else {
-        const ref = await withDeadline(
-          bodies.put(id, body, opts.timeoutMs),
-          opts.timeoutMs,
-          `store body ${id}`,
-          (late) => void removeBody(late, id),
-        );
-        envelope = { ...partial, size: body.length, body: ref };
-      }
+      // Small bodies travel attached to the envelope (or to the direct job) as raw bytes; larger ones are
+      // stored first and referenced.
+      const small = body.length <= opts.inlineBodyMax;
+      const ref = small
+        ? attachedRef(body)
+        : await withDeadline(
+            bodies.put(id, body, opts.timeoutMs),
+            opts.timeoutMs,
+            `store body ${id}`,
+            (late) => void removeBody(late, id),
+          );
+      const bytes = small ? body : undefined;
       try {
         // Nats-Msg-Id = the job's or the message's id: a retried publish inside the duplicate window is stored once.
-        const [subject, msgID, payload] = job
-          ? [...jobAddress(job), { ...job, body: envelope.body }]
-          : [SUBJECTS.submit(SUBMIT_SHARD), msgIds.submission(id), envelope];
+        const [subject, msgID, { payload, headers }] = job
+          ? [...jobAddress(job), jobWire({ ...job, body: ref }, bytes)]
+          : [
+              SUBJECTS.submit(SUBMIT_SHARD),
+              msgIds.submission(id),
+              envelopeWire({ ...partial, size: body.length, body: ref }, bytes),
+            ];
         await withDeadline(
-          js.publish(subject, encodeContract(payload), { msgID, timeout: opts.timeoutMs }),
+          js.publish(subject, payload, { msgID, timeout: opts.timeoutMs, ...(headers ? { headers } : {}) }),
           opts.timeoutMs,
           `publish ${id}`,
         );
       } catch (err) {
         // Only a definite refusal proves the envelope was not stored: after a timeout the client may still
         // flush the buffered publish on reconnect, and an envelope whose body we deleted would be lost mail.
-        if (!('inline' in envelope.body) && definitelyNotStored(err)) void removeBody(envelope.body, id);
+        if (!small && definitelyNotStored(err)) void removeBody(ref, id);
         throw err;
       }
-      return { stored: 'inline' in envelope.body ? 'inline' : 'object' };
+      return { stored: small ? 'attached' : 'object' };
     },
   };
 }

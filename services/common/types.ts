@@ -108,10 +108,14 @@ export const Route = Type.Union([
 export type Route = Static<typeof Route>;
 
 /**
- * The message body (services/common/body-store.ts): inline (base64) when small, a message in the `BODIES`
- * stream (`stored` = message id) up to the server's max payload, else a name in the `bodies` object store.
+ * The message body (services/common/body-store.ts): attached when small (its raw bytes travel beside the contract
+ * that names it — the payload of its NATS message, body-wire.ts, or the tail of the queue's state entry, state.ts;
+ * `attached` = its size), a message in the `BODIES` stream (`stored` = message id) up to the server's max payload,
+ * else a name in the `bodies` object store. `inline` (base64 in the JSON) is how releases before 2026-11-27 carried
+ * small bodies: still read, never written.
  */
 export const BodyRef = Type.Union([
+  Type.Object({ attached: Type.Integer({ minimum: 0 }) }),
   Type.Object({ inline: Type.String() }),
   Type.Object({ stored: Type.String(), size: Type.Integer() }),
   Type.Object({ object: Type.String(), size: Type.Integer() }),
@@ -246,17 +250,10 @@ const JobFields = {
 };
 
 /**
- * A direct job's body carried as the payload of its own OUTBOUND message (services/common/job-wire.ts): raw bytes,
- * the job itself in a header. Only on OUTBOUND; delivery turns it into a BodyRef before the job goes anywhere else.
- */
-export const AttachedBody = Type.Object({ attached: Type.Integer({ minimum: 0 }) });
-export type AttachedBody = Static<typeof AttachedBody>;
-
-/**
  * Published on OUTBOUND (`mail.out.<pool>.<destination>`): one per message × destination, by the queue, or by
  * ingress and the API for a direct job.
  */
-export const DeliveryJob = Type.Object({ ...JobFields, body: Type.Union([BodyRef, AttachedBody]) });
+export const DeliveryJob = Type.Object({ ...JobFields, body: BodyRef });
 export type DeliveryJob = Static<typeof DeliveryJob>;
 
 /** Per-recipient result of one attempt. */

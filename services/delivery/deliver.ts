@@ -56,7 +56,7 @@ export function outcomesForAll(
   }));
 }
 
-/** `attached`: the body's bytes when they came with the job (services/common/job-wire.ts). */
+/** `attached`: the body's bytes when they came with the job (services/common/body-wire.ts). */
 export async function deliverJob(job: DeliveryJob, ctx: DeliverContext, attached?: Buffer): Promise<Attempt> {
   const shaping = ctx.shaping;
   if (!shaping) {

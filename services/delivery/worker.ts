@@ -6,10 +6,9 @@
 
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { BodyStore } from '../common/body-store.ts';
+import { jobWire, readJobMessage, resultWire } from '../common/body-wire.ts';
 import { consumeSupervised } from '../common/consume.ts';
-import { encodeContract } from '../common/contracts.ts';
 import { attemptEvent, publishEvent, receivedEvent } from '../common/events.ts';
-import { readJobMessage } from '../common/job-wire.ts';
 import { attemptOccurrence, msgIds } from '../common/msg-ids.ts';
 import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
 import type { LoopSupervisor } from '../common/supervise.ts';
@@ -45,40 +44,48 @@ const RESULT_LABEL = { delivered: 'delivered', deferred: 'deferred', failed: 'bo
  * subject, targeting the subject it came from (the server publishes it there when due). The id is this copy's
  * stream sequence: a redelivered copy republishes the same schedule (deduplicated), a later wait gets a new one.
  */
-async function scheduleWait(js: JetStreamClient, m: JsMsg, job: DeliveryJob, wait: SiteWait): Promise<void> {
+async function scheduleWait(
+  js: JetStreamClient,
+  m: JsMsg,
+  job: DeliveryJob,
+  attached: Buffer | undefined,
+  wait: SiteWait,
+): Promise<void> {
   // A reserved token stays with the job until it is spent; the wait count drives the busy backoff.
   const token = wait.token ?? job.siteWait?.token;
   const waiting: DeliveryJob = {
     ...job,
     siteWait: { waits: (job.siteWait?.waits ?? 0) + 1, ...(token ? { token } : {}) },
   };
-  await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), encodeContract(waiting), {
+  // An attached body stays attached: the server republishes the message with its own headers.
+  const { payload, headers } = jobWire(waiting, attached);
+  await js.publish(SUBJECTS.scheduled(job.pool, job.jobId), payload, {
     msgID: msgIds.siteWait(job.jobId, job.attempt, m.seq),
     schedule: { specification: new Date(wait.untilMs), target: m.subject },
+    ...(headers ? { headers } : {}),
   });
 }
 
-/** Bodies up to this size shed from an attached job travel inline (the ingress default POSTERN_INLINE_BODY_MAX). */
-const SHED_INLINE_MAX = 16 * 1024;
+/**
+ * Bodies up to this size stay attached to a direct job's result (the ingress default POSTERN_INLINE_BODY_MAX);
+ * larger ones go to the body store first, so the queue's state entry, rewritten at every change, stays small.
+ */
+const RESULT_ATTACH_MAX = 16 * 1024;
 
 /**
- * A job that leaves this attempt in JSON (a site wait's schedule, a direct job's result for the queue) cannot keep
- * an attached body: it goes inline when small, else to the body store (idempotent per message id), and the job
- * carries that reference from then on.
+ * The body a direct job's result hands the queue: attached (with its bytes) when small, else a reference to the
+ * body store (stored now if it came attached; idempotent per message id).
  */
-async function shedBody(
+async function resultBody(
   job: DeliveryJob,
   attached: Buffer | undefined,
   bodies: BodyStore,
-): Promise<DeliveryJob & { body: BodyRef }> {
+): Promise<{ ref: BodyRef; bytes?: Buffer }> {
   const body = job.body;
-  if (!('attached' in body)) return { ...job, body };
-  if (!attached) throw new Error(`job ${job.jobId}: attached body missing`);
-  const ref: BodyRef =
-    attached.length <= SHED_INLINE_MAX
-      ? { inline: attached.toString('base64') }
-      : await bodies.put(job.messageId, attached, 5000);
-  return { ...job, body: ref };
+  if (!('attached' in body)) return { ref: body };
+  if (attached?.length !== body.attached) throw new Error(`job ${job.jobId}: attached body missing`);
+  if (attached.length <= RESULT_ATTACH_MAX) return { ref: body, bytes: attached };
+  return { ref: await bodies.put(job.messageId, attached, 5000) };
 }
 
 /** Every recipient of the job was delivered in this attempt. */
@@ -158,7 +165,7 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         // A site at its limit: the job leaves the consumer's window until it may go (never an attempt, so its
         // retry budget is untouched) — unless it would expire first, then the queue decides on a report.
         if (attempt.wait.untilMs < Date.parse(job.expiresAt)) {
-          await scheduleWait(js, m, await shedBody(job, attached, opts.ctx.bodies), attempt.wait);
+          await scheduleWait(js, m, job, attached, attempt.wait);
           await m.ackAck();
           metrics.siteWaits.inc({ pool });
           jlog.debug(
@@ -191,16 +198,19 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
         // except for a direct job, whose message the queue adopts from this result.
         // siteWait (a reserved token, wait count) belongs to this attempt only: the next one starts afresh.
         const { body: _body, siteWait: _siteWait, ...jobWithoutBody } = job;
+        const body = job.direct ? await resultBody(job, attached, opts.ctx.bodies) : undefined;
         const result: DeliveryResult = {
           job: jobWithoutBody,
           outcomes,
           attemptedAt,
           durationMs,
-          ...(job.direct ? { body: (await shedBody(job, attached, opts.ctx.bodies)).body } : {}),
+          ...(body ? { body: body.ref } : {}),
         };
         // Nats-Msg-Id per attempt: a redelivered job that was already reported is deduplicated by the stream.
-        await js.publish(SUBJECTS.result(pool), encodeContract(result), {
+        const { payload, headers } = resultWire(result, body?.bytes);
+        await js.publish(SUBJECTS.result(pool), payload, {
           msgID: msgIds.result(job.jobId, job.attempt),
+          ...(headers ? { headers } : {}),
         });
         await m.ackAck();
       }

@@ -53,7 +53,7 @@ export interface IngressSettings {
    * lean path); `POSTERN_DIRECT_ROUTING=0` turns it off. Absent: on.
    */
   directRouting?: boolean;
-  /** Largest body a direct job carries attached (`POSTERN_ATTACH_MAX`, default 256 KiB; services/common/job-wire.ts). */
+  /** Largest body a direct job carries attached (`POSTERN_ATTACH_MAX`, default 256 KiB; services/common/body-wire.ts). */
   attachMax?: number;
   /**
    * SO_REUSEPORT on the listeners, so several ingress processes on one host share a port and the kernel spreads

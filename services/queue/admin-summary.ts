@@ -5,7 +5,7 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { QueueContext } from './context.ts';
-import type { MessageState } from './state.ts';
+import { decodeState, type MessageState } from './state.ts';
 import { type QueueSummary, type SummaryStatus, summarizeQueue } from './summary.ts';
 
 const STATUSES: SummaryStatus[] = ['all', 'active', 'deferred', 'held'];
@@ -17,7 +17,7 @@ export async function readAllStates(kv: KV): Promise<MessageState[]> {
   const watch = await kv.watch();
   try {
     for await (const e of watch as AsyncIterable<KvEntry & { delta?: number }>) {
-      if (e.operation === 'PUT' && e.length > 0) states.push(e.json<MessageState>());
+      if (e.operation === 'PUT' && e.length > 0) states.push(decodeState(e.value).state);
       // delta: how many more stored values the replay has to deliver; 0 = the initial values are all here.
       if (!e.delta) break;
     }

@@ -12,7 +12,7 @@ import { sendDsn } from './bounces.ts';
 import type { QueueContext } from './context.ts';
 import { type LifecycleEvent, type Output, type Transition, transition } from './lifecycle.ts';
 import { publishJob, scheduleJob } from './outputs.ts';
-import { isCasConflict, type MessageState, readState, stateKey, wasDeleted } from './state.ts';
+import { encodeState, isCasConflict, type MessageState, readState, stateKey, wasDeleted } from './state.ts';
 
 const MAX_ROUNDS = 100;
 
@@ -22,15 +22,23 @@ export interface Applied extends Transition {
   dsnSent: number;
 }
 
-/** Publishes a group of outputs (each awaits its PubAck); the body goes last, after everything that reads it. */
-async function run(ctx: QueueContext, t: Transition, outputs: Output[]): Promise<number> {
+/**
+ * Publishes a group of outputs (each awaits its PubAck); the body goes last, after everything that reads it.
+ * `attached`: the bytes of the message's attached body, for the jobs and DSNs that carry or quote it.
+ */
+async function run(
+  ctx: QueueContext,
+  t: Transition,
+  outputs: Output[],
+  attached: Buffer | undefined,
+): Promise<number> {
   let dsnSent = 0;
   const one = async (o: Output): Promise<void> => {
     switch (o.kind) {
       case 'publish':
-        return publishJob(ctx.js, o.job);
+        return publishJob(ctx.js, o.job, attached);
       case 'schedule':
-        return scheduleJob(ctx.js, o.job, o.due, o.msgID);
+        return scheduleJob(ctx.js, o.job, o.due, o.msgID, attached);
       case 'unschedule':
         // A schedule that fires before this purge becomes an attempt whose result the state then handles.
         await ctx.jsm.streams.purge(STREAMS.outbound, { filter: SUBJECTS.scheduled(o.pool, o.jobId) });
@@ -38,7 +46,10 @@ async function run(ctx: QueueContext, t: Transition, outputs: Output[]): Promise
       case 'event':
         return publishEvent(ctx.js, o.event, o.occurrence);
       case 'dsn':
-        if (t.message && (await sendDsn(ctx, t.message, o.occurrence, o.attempt, o.recipients, o.params)))
+        if (
+          t.message &&
+          (await sendDsn(ctx, t.message, attached, o.occurrence, o.attempt, o.recipients, o.params))
+        )
           dsnSent++;
         return;
       case 'suppress':
@@ -60,11 +71,16 @@ async function run(ctx: QueueContext, t: Transition, outputs: Output[]): Promise
   return dsnSent;
 }
 
-/** Applies one lifecycle event to a message and carries out its outputs; see the module comment. */
+/**
+ * Applies one lifecycle event to a message and carries out its outputs; see the module comment. `attached`: the
+ * bytes of an attached body that came with the event (a submission's, an adopted direct job's); otherwise those
+ * kept in the state entry are used.
+ */
 export async function applyEvent(
   ctx: QueueContext,
   messageId: string,
   event: LifecycleEvent,
+  attached?: Buffer,
 ): Promise<Applied> {
   const key = stateKey(messageId);
   for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -75,10 +91,12 @@ export async function applyEvent(
     const completed =
       event.kind === 'attempted' && event.result.job.direct && !current && (await wasDeleted(ctx.state, key));
     const t = transition(current?.state, completed ? { ...event, completed } : event);
-    let dsnSent = await run(ctx, t, t.before);
+    const body = current?.attached ?? attached;
+    let dsnSent = await run(ctx, t, t.before, body);
     try {
-      if (t.write === 'create') await ctx.state.create(key, JSON.stringify(t.state));
-      else if (t.write === 'update') await ctx.state.update(key, JSON.stringify(t.state), current!.revision);
+      if (t.write === 'create') await ctx.state.create(key, encodeState(t.state!, body));
+      else if (t.write === 'update')
+        await ctx.state.update(key, encodeState(t.state!, body), current!.revision);
       else if (t.write === 'delete') {
         // A purge marker with a TTL goes away by itself; a plain delete marker would stay for good.
         const previousSeq = current!.revision;
@@ -89,7 +107,7 @@ export async function applyEvent(
       if (isCasConflict(err)) continue;
       throw err;
     }
-    dsnSent += await run(ctx, t, t.after);
+    dsnSent += await run(ctx, t, t.after, body);
     return { ...t, previous: current?.state, dsnSent };
   }
   throw new Error(`message ${messageId}: state update lost ${MAX_ROUNDS} compare-and-set races in a row`);

@@ -10,10 +10,14 @@ import { headerSection } from './dsn.ts';
 const MAX_HEADER_BYTES = 256 * 1024;
 
 /** The header section of a body, or undefined when the body no longer exists. */
-export async function readHeaderSection(bodies: BodyStore, body: BodyRef): Promise<string | undefined> {
+export async function readHeaderSection(
+  bodies: BodyStore,
+  body: BodyRef,
+  attached?: Buffer,
+): Promise<string | undefined> {
   if (!('object' in body)) {
     try {
-      return headerSection((await bodies.get(body)).subarray(0, MAX_HEADER_BYTES));
+      return headerSection((await bodies.get(body, attached)).subarray(0, MAX_HEADER_BYTES));
     } catch (err) {
       if ((err as { code?: string }).code === 'EBODYGONE') return undefined;
       throw err;
@@ -47,11 +51,12 @@ export async function readSmallMessage(
   bodies: BodyStore,
   body: BodyRef,
   max: number,
+  attached?: Buffer,
 ): Promise<string | undefined> {
   if ('object' in body) return undefined;
   if ('stored' in body && body.size > max) return undefined;
   try {
-    const raw = await bodies.get(body);
+    const raw = await bodies.get(body, attached);
     // Decoded as UTF-8 because the DSN is composed as text; 8-bit mail in another charset is not byte-exact.
     return raw.length > max ? undefined : Buffer.from(raw).toString('utf8');
   } catch (err) {

@@ -18,7 +18,7 @@ export type BouncedMessage = Pick<MessageState, 'id' | 'from' | 'receivedAt' | '
 
 /**
  * RET=FULL returns messages up to this size whole (Postfix's bounce_size_limit default); larger ones get their
- * headers only, so a DSN stays an inline submission.
+ * headers only, so a DSN stays a small submission with its body attached.
  */
 export const RETURN_FULL_MAX = 50_000;
 
@@ -28,12 +28,14 @@ const ID_TAG = { failure: 'dsn', delay: 'delay', success: 'ok' } as const;
 /**
  * Sends one DSN to the original sender; returns false when none may be sent (nothing to report, null sender,
  * or a DSN itself).
+ * @param attached the bytes of the original's body when it is attached (else it is read from the body store).
  * @param jobId the job (or `<id>.s` for recipients suppressed at routing) whose recipients are reported.
  * @param dsn the RFC 3461 parameters of the original (RET, ENVID), when the client gave any.
  */
 export async function sendDsn(
   ctx: QueueContext,
   original: BouncedMessage,
+  attached: Buffer | undefined,
   jobId: string,
   attempt: number,
   recipients: DsnRecipient[],
@@ -51,15 +53,17 @@ export async function sendDsn(
   };
   const full =
     kind === 'failure' && dsn?.ret === 'FULL'
-      ? await readSmallMessage(ctx.bodies, original.body, RETURN_FULL_MAX)
+      ? await readSmallMessage(ctx.bodies, original.body, RETURN_FULL_MAX, attached)
       : undefined;
-  const headers = full === undefined ? await readHeaderSection(ctx.bodies, original.body) : undefined;
+  const headers =
+    full === undefined ? await readHeaderSection(ctx.bodies, original.body, attached) : undefined;
   const message = buildDsn({
     ...input,
     ...(headers !== undefined ? { originalHeaders: headers } : {}),
     ...(full !== undefined ? { originalMessage: full } : {}),
   });
-  await submitEnvelope(ctx.js, dsnEnvelope(input, message), msgIds.dsn(jobId, attempt, kind));
+  const { envelope, raw } = dsnEnvelope(input, message);
+  await submitEnvelope(ctx.js, envelope, msgIds.dsn(jobId, attempt, kind), raw);
   await publishEvent(
     ctx.js,
     {

@@ -22,7 +22,8 @@ export interface ConsumerOptions<T> {
   concurrency: number;
   /** Delay before a failed message is redelivered. */
   retryDelayMs: number;
-  parse: (data: string) => T;
+  /** Reads a message's contract (and a body attached to it, body-wire.ts). */
+  parse: (m: JsMsg) => T;
   /** An id for log lines (the message id). */
   idOf: (item: T) => string;
   handle: (item: T) => Promise<void>;
@@ -47,7 +48,7 @@ export async function runConsumer<T>(opts: ConsumerOptions<T>): Promise<RunningC
   const process = async (m: JsMsg) => {
     let item: T;
     try {
-      item = opts.parse(m.string());
+      item = opts.parse(m);
     } catch (err) {
       opts.log.error(
         { stream: opts.stream, seq: m.seq, err: (err as Error).message },

@@ -217,17 +217,21 @@ export function buildDsn(input: DsnInput): string {
   return lines.join('\r\n');
 }
 
-/** The DSN as a submission: null sender, kind 'dsn', body inline, to the original envelope sender. */
-export function dsnEnvelope(input: DsnInput, message: string): Envelope {
+/**
+ * The DSN as a submission: null sender, kind 'dsn', to the original envelope sender; its body travels attached
+ * (`raw`, body-wire.ts).
+ */
+export function dsnEnvelope(input: DsnInput, message: string): { envelope: Envelope; raw: Buffer } {
   const raw = Buffer.from(message, 'utf8');
-  return {
+  const envelope: Envelope = {
     id: input.id,
     from: '',
     to: [input.original.from],
     receivedAt: input.now.toISOString(),
     client: { address: '127.0.0.1', helo: input.hostname, tls: false },
     size: raw.length,
-    body: { inline: raw.toString('base64') },
+    body: { attached: raw.length },
     kind: 'dsn',
   };
+  return { envelope, raw };
 }

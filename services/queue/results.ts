@@ -11,9 +11,13 @@ import type { DeliveryResult } from '../common/types.ts';
 import { applyEvent } from './apply.ts';
 import type { QueueContext } from './context.ts';
 
-export async function handleResult(ctx: QueueContext, result: DeliveryResult): Promise<void> {
+export async function handleResult(
+  ctx: QueueContext,
+  result: DeliveryResult,
+  attached?: Buffer,
+): Promise<void> {
   const { job } = result;
-  const t = await applyEvent(ctx, job.messageId, { kind: 'attempted', result, at: new Date() });
+  const t = await applyEvent(ctx, job.messageId, { kind: 'attempted', result, at: new Date() }, attached);
   const d = t.decision;
   if (!d) {
     ctx.log.debug(

@@ -8,8 +8,8 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Registry } from 'prom-client';
 import { BodyStore } from '../common/body-store.ts';
+import { readEnvelopeMessage, readResultMessage } from '../common/body-wire.ts';
 import type { ConfigStore } from '../common/config/store.ts';
-import { readDeliveryResult, readEnvelope } from '../common/contracts.ts';
 import { CONSUMERS, ensureConsumer, STATE_BUCKET, STREAMS, SUPPRESSION_BUCKET } from '../common/nats.ts';
 import { LoopSupervisor } from '../common/supervise.ts';
 import { SuppressionList } from '../common/suppression.ts';
@@ -74,9 +74,9 @@ export async function startQueue(opts: {
     stream: STREAMS.submit,
     durable: CONSUMERS.queueSubmit,
     ensure: () => ensureConsumer(nc, STREAMS.submit, CONSUMERS.queueSubmit, 'mail.submit.>', consumerOpts),
-    parse: readEnvelope,
-    idOf: (env) => env.id,
-    handle: (env) => handleSubmission(ctx, env),
+    parse: readEnvelopeMessage,
+    idOf: (c) => c.value.id,
+    handle: (c) => handleSubmission(ctx, c.value, c.attached),
   });
   // A failed start stops what it started, so runServiceMain's caller sees no half-running queue.
   let results: Awaited<ReturnType<typeof runConsumer>> | undefined;
@@ -89,9 +89,9 @@ export async function startQueue(opts: {
       durable: CONSUMERS.queueResults,
       ensure: () =>
         ensureConsumer(nc, STREAMS.results, CONSUMERS.queueResults, 'mail.result.>', consumerOpts),
-      parse: readDeliveryResult,
-      idOf: (r) => r.job.messageId,
-      handle: (r) => handleResult(ctx, r),
+      parse: readResultMessage,
+      idOf: (c) => c.value.job.messageId,
+      handle: (c) => handleResult(ctx, c.value, c.attached),
     });
     poller = startDepthPoller(jsm, ctx.metrics, loops, settings.depthIntervalMs);
     admin = await startAdminServer(ctx, settings.adminHost, settings.adminPort);

@@ -43,14 +43,40 @@ export function stateKey(messageId: string): string {
   return subjectToken(messageId);
 }
 
-/** Reads a message's state with its KV revision; undefined when absent or deleted. */
+/**
+ * A state entry's bytes: the state as JSON, then — when its body is attached — a NUL byte and the body's raw bytes
+ * (no base64). JSON text never holds a raw NUL (JSON.stringify escapes control characters), so the first NUL ends
+ * it. Entries written before 2026-11-27 are JSON alone, their small bodies inline base64.
+ */
+export function encodeState(state: MessageState, attached: Buffer | undefined): Uint8Array {
+  const json = Buffer.from(JSON.stringify(state));
+  if (!('attached' in state.body)) return json;
+  if (attached?.length !== state.body.attached)
+    throw new Error(
+      `message ${state.id}: state with ${state.body.attached} attached body bytes, ${attached?.length ?? 'none'} given`,
+    );
+  return Buffer.concat([json, NUL, attached]);
+}
+
+const NUL = Buffer.from([0]);
+
+/** Reads a state entry's bytes (encodeState). */
+export function decodeState(data: Uint8Array): { state: MessageState; attached?: Buffer } {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const end = bytes.indexOf(0);
+  if (end < 0) return { state: JSON.parse(bytes.toString('utf8')) as MessageState };
+  const state = JSON.parse(bytes.toString('utf8', 0, end)) as MessageState;
+  return { state, attached: bytes.subarray(end + 1) };
+}
+
+/** Reads a message's state (and its attached body) with its KV revision; undefined when absent or deleted. */
 export async function readState(
   kv: KV,
   key: string,
-): Promise<{ state: MessageState; revision: number } | undefined> {
+): Promise<{ state: MessageState; revision: number; attached?: Buffer } | undefined> {
   const e = await kv.get(key);
   if (e?.operation !== 'PUT' || e.length === 0) return undefined;
-  return { state: e.json<MessageState>(), revision: e.revision };
+  return { ...decodeState(e.value), revision: e.revision };
 }
 
 /**

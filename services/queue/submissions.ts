@@ -10,10 +10,15 @@ import type { Envelope } from '../common/types.ts';
 import { applyEvent } from './apply.ts';
 import type { QueueContext } from './context.ts';
 
-export async function handleSubmission(ctx: QueueContext, env: Envelope): Promise<void> {
+export async function handleSubmission(ctx: QueueContext, env: Envelope, attached?: Buffer): Promise<void> {
   const suppressedNow = await ctx.suppression.suppressed(env.to);
   const plan = planDelivery(env, ctx.config.snapshot(), (r) => suppressedNow.has(r));
-  const t = await applyEvent(ctx, env.id, { kind: 'submitted', envelope: env, plan, at: new Date() });
+  const t = await applyEvent(
+    ctx,
+    env.id,
+    { kind: 'submitted', envelope: env, plan, at: new Date() },
+    attached,
+  );
   const suppressed = Object.values(t.message?.final ?? {}).filter((f) => f.result === 'suppressed').length;
   ctx.metrics.recipientsFinal.inc({ result: 'suppressed' }, suppressed);
   ctx.metrics.dsnSent.inc(t.dsnSent);

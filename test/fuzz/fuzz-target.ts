@@ -5,6 +5,7 @@
  * smtp-grammar.ts's TARGET, short timeouts so hostile sessions end quickly, and the probes the oracles read:
  * liveness, RSS, heap, open sessions and every envelope the ingress published.
  */
+
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
@@ -14,6 +15,7 @@ import { hashPassword } from '../../services/common/config/password.ts';
 import { CONFIG_BUCKET, DEFAULT_RETRY, domainKey, policyKey } from '../../services/common/config/resolved.ts';
 import { connectNats, ensureConsumer, ensureTopology, STREAMS } from '../../services/common/nats.ts';
 import type { Envelope } from '../../services/common/types.ts';
+import { seenEnvelope } from '../helpers/bodies.ts';
 import { startTestNats, type TestNats } from '../helpers/nats.ts';
 import { createTestCa, type TestCa } from '../helpers/test-ca.ts';
 import {
@@ -159,7 +161,7 @@ export async function startFuzzTarget(extraEnv: Record<string, string> = {}): Pr
         const batch = await consumer.fetch({ max_messages: 500, expires: 1000 });
         let n = 0;
         for await (const m of batch) {
-          out.push(m.json<Envelope>());
+          out.push(seenEnvelope(m));
           m.ack();
           n++;
         }

@@ -225,7 +225,7 @@ describe('NATS locked down by the chart (rendered nats.conf, real nats-server, T
       ...envs.get('ingress')!,
       ...local,
       POSTERN_INGRESS_LISTENERS: listeners,
-      // Attach nothing (job-wire.ts): the 40 KB message then takes the body store under the lock-down too.
+      // Attach nothing (body-wire.ts): the 40 KB message then takes the body store under the lock-down too.
       POSTERN_ATTACH_MAX: '0',
     });
     procs.push(ingress);

@@ -17,7 +17,7 @@ import { isIP } from 'node:net';
 import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { encodeContract } from '../../common/contracts.ts';
+import { attachedRef, envelopeWire } from '../../common/body-wire.ts';
 import { msgIds } from '../../common/msg-ids.ts';
 import { SUBJECTS, subjectToken } from '../../common/nats.ts';
 import type { Logger } from '../../common/telemetry.ts';
@@ -171,12 +171,16 @@ export async function startTlsRptReporter(opts: ReporterOptions): Promise<TlsRpt
       receivedAt: now.toISOString(),
       client: { address: '127.0.0.1', helo: opts.submitter, tls: false },
       size: raw.length,
-      body: { inline: raw.toString('base64') },
+      body: attachedRef(raw),
       kind: 'mail',
     };
     // Through the pipeline like any accepted message: durable once acked, routed, DKIM-signed when the From
     // domain has a key, retried; Nats-Msg-Id = id so a repeated run inside the duplicate window is stored once.
-    await js.publish(SUBJECTS.submit(0), encodeContract(envelope), { msgID: msgIds.tlsReport(id) });
+    const { payload, headers } = envelopeWire(envelope, raw);
+    await js.publish(SUBJECTS.submit(0), payload, {
+      msgID: msgIds.tlsReport(id),
+      ...(headers ? { headers } : {}),
+    });
   };
 
   const runPeriod = async (end: Date): Promise<SentReport[]> => {

@@ -2,6 +2,7 @@
  * The API service in-process against a real nats-server: what reaches SUBMIT (the same Envelope contract as SMTP),
  * HTTPS and a RelayPolicy's requireTLS, the X-Forwarded-Proto switch, and a chunked body over the request cap.
  */
+
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -17,7 +18,7 @@ import { hashApiKey } from '../../../services/common/config/api-key.ts';
 import { CONFIG_BUCKET, DEFAULT_RETRY, type PolicyConfig } from '../../../services/common/config/resolved.ts';
 import { ConfigStore } from '../../../services/common/config/store.ts';
 import { connectNats, ensureConsumer, ensureTopology, STREAMS } from '../../../services/common/nats.ts';
-import type { Envelope } from '../../../services/common/types.ts';
+import { bodyText, seenEnvelope } from '../../helpers/bodies.ts';
 import { startTestNats, type TestNats } from '../../helpers/nats.ts';
 import { selfSignedCert } from '../ingress/ingress-harness.ts';
 
@@ -78,7 +79,7 @@ describe('API service (in-process, real nats-server)', () => {
     const m = await consumer.next({ expires: 3000 });
     assert.ok(m, 'an envelope on SUBMIT');
     await m.ackAck();
-    return m.json<Envelope>();
+    return seenEnvelope(m);
   };
   const postHttp = (port: number, headers: Record<string, string>, body: string | string[]) =>
     new Promise<Reply>((resolve, reject) => {
@@ -157,7 +158,7 @@ describe('API service (in-process, real nats-server)', () => {
     assert.equal(env.policy, 'prod.secure');
     assert.deepEqual(env.client, { address: '127.0.0.1', helo: 'api', user: 'api-key:secure', tls: true });
     assert.equal(env.kind, 'mail');
-    const body = Buffer.from((env.body as { inline: string }).inline, 'base64').toString('utf8');
+    const body = bodyText(env);
     assert.match(
       body,
       new RegExp(

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { BodyStore } from '../../../services/common/body-store.ts';
+import { attachedJob } from '../../../services/common/body-wire.ts';
 import { readMailEvent } from '../../../services/common/contracts.ts';
-import { attachedJob } from '../../../services/common/job-wire.ts';
 import { msgIds } from '../../../services/common/msg-ids.ts';
 import { STREAMS, SUBJECTS } from '../../../services/common/nats.ts';
 import type { DeliveryJob, MailEvent } from '../../../services/common/types.ts';
@@ -98,7 +98,9 @@ describe('direct jobs at delivery: settled here when all delivered, reported to 
     const job = makeJob(route(), ['ok@far.test', 'later@far.test'], { direct: true });
     const r = await h.deliver(job);
     assert.equal(r.job.direct, true);
-    assert.deepEqual(r.body, job.body);
+    const raw = Buffer.from((job.body as { inline: string }).inline, 'base64');
+    assert.deepEqual(r.body, { attached: raw.length });
+    assert.deepEqual(r.attached, raw);
     assert.deepEqual(
       r.outcomes.map((o) => [o.recipient, o.status]),
       [
@@ -108,7 +110,7 @@ describe('direct jobs at delivery: settled here when all delivered, reported to 
     );
   });
 
-  /** Publishes a direct job the way ingress does for the common case: the body attached raw (job-wire.ts). */
+  /** Publishes a direct job the way ingress does for the common case: the body attached raw (body-wire.ts). */
   const publishAttached = async (job: DeliveryJob, raw: Buffer) => {
     const { body: _body, ...rest } = job;
     const { payload, headers } = attachedJob(rest, raw);
@@ -131,12 +133,13 @@ describe('direct jobs at delivery: settled here when all delivered, reported to 
     assert.ok(msg?.raw.includes(raw), 'the sink got the attached bytes unchanged');
   });
 
-  it('an attached body leaves with the result as a reference: inline when small, stored when large', async () => {
+  it('an attached body leaves with the result: attached when small, stored when large', async () => {
     const small = makeJob(route(), ['later-small@far.test'], { direct: true });
-    await publishAttached(small, Buffer.from('Subject: small\r\n\r\nhi\r\n'));
+    const smallRaw = Buffer.from('Subject: small\r\n\r\nhi\r\n');
+    await publishAttached(small, smallRaw);
     const r1 = await h.waitResult(small.jobId);
-    assert.ok(r1.body && 'inline' in r1.body, JSON.stringify(r1.body));
-    assert.match(Buffer.from(r1.body.inline, 'base64').toString(), /Subject: small/);
+    assert.deepEqual(r1.body, { attached: smallRaw.length });
+    assert.deepEqual(r1.attached, smallRaw, 'raw bytes beside the result, no base64');
 
     const large = makeJob(route(), ['later-large@far.test'], { direct: true });
     const raw = Buffer.from(`Subject: large\r\n\r\n${'y'.repeat(40_000)}\r\n`);
@@ -144,6 +147,21 @@ describe('direct jobs at delivery: settled here when all delivered, reported to 
     const r2 = await h.waitResult(large.jobId);
     assert.ok(r2.body && 'stored' in r2.body, JSON.stringify(r2.body));
     assert.deepEqual(await new BodyStore(h.nc).get(r2.body), raw);
+  });
+
+  it('a job written by an older release (body inline base64 in the JSON) is still delivered', async () => {
+    const job = makeJob(route(), ['legacy@far.test']);
+    await jetstream(h.nc).publish(
+      SUBJECTS.outbound(job.pool, `${sink.host}:${sink.port}`),
+      JSON.stringify(job),
+      {
+        msgID: msgIds.job(job.jobId, job.attempt),
+      },
+    );
+    const r = await h.waitResult(job.jobId);
+    assert.equal(r.outcomes[0]?.status, 'delivered', JSON.stringify(r.outcomes));
+    const msg = (await sink.waitForMessages(1)).find((x) => x.to.includes('legacy@far.test'));
+    assert.ok(msg?.raw.includes(Buffer.from((job.body as { inline: string }).inline, 'base64')));
   });
 
   it('an ordinary (queued) job’s result still travels without its body', async () => {

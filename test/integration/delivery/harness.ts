@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { AckPolicy, type Consumer, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
+import { jobWire, readResultMessage } from '../../../services/common/body-wire.ts';
 import { msgIds } from '../../../services/common/msg-ids.ts';
 import { connectNats, ensureTopology, STREAMS, SUBJECTS } from '../../../services/common/nats.ts';
 import { type SecretBox, secretBox } from '../../../services/common/secrets.ts';
@@ -22,11 +23,14 @@ export interface Harness {
   secrets: SecretBox;
   startWorker(settings: Partial<DeliverySettings>): Promise<{ service: DeliveryService; nc: NatsConnection }>;
   /** Publishes a job and waits for its result (bounded wait). */
-  deliver(job: DeliveryJob, timeoutMs?: number): Promise<DeliveryResult>;
+  deliver(job: DeliveryJob, timeoutMs?: number): Promise<SeenResult>;
   publish(job: DeliveryJob): Promise<void>;
-  waitResult(jobId: string, timeoutMs?: number): Promise<DeliveryResult>;
+  waitResult(jobId: string, timeoutMs?: number): Promise<SeenResult>;
   close(): Promise<void>;
 }
+
+/** A result read off RESULTS, with the bytes of a body attached to it (a direct job's, body-wire.ts). */
+export type SeenResult = DeliveryResult & { attached?: Buffer };
 
 let seq = 0;
 
@@ -65,7 +69,7 @@ export async function startHarness(): Promise<Harness> {
     filter_subject: 'mail.result.>',
   });
   const consumer: Consumer = await js.consumers.get(STREAMS.results, 'test-results');
-  const results = new Map<string, DeliveryResult>();
+  const results = new Map<string, SeenResult>();
   const workers: { service: DeliveryService; nc: NatsConnection }[] = [];
   const logger = createLogger('delivery-test', process.env['LOG_LEVEL'] ?? 'silent');
 
@@ -75,17 +79,21 @@ export async function startHarness(): Promise<Harness> {
       if (Date.now() > deadline) throw new Error(`no DeliveryResult for ${jobId} within ${timeoutMs} ms`);
       const m = await consumer.next({ expires: 1000 });
       if (m) {
-        const r = m.json<DeliveryResult>();
-        results.set(r.job.jobId, r);
+        const { value: r, attached } = readResultMessage(m);
+        results.set(r.job.jobId, { ...r, ...(attached ? { attached } : {}) });
         m.ack();
       }
     }
     return results.get(jobId)!;
   };
+  /** Publishes a job as the queue does: a small (inline-built) body attached raw (body-wire.ts). */
   const publish = async (job: DeliveryJob) => {
     const dest = job.route.kind === 'mx' ? job.route.domain : `${job.route.host}:${job.route.port}`;
-    await js.publish(SUBJECTS.outbound(job.pool, dest), JSON.stringify(job), {
+    const raw = 'inline' in job.body ? Buffer.from(job.body.inline, 'base64') : undefined;
+    const { payload, headers } = jobWire(raw ? { ...job, body: { attached: raw.length } } : job, raw);
+    await js.publish(SUBJECTS.outbound(job.pool, dest), payload, {
       msgID: msgIds.job(job.jobId, job.attempt),
+      ...(headers ? { headers } : {}),
     });
   };
 

@@ -4,14 +4,16 @@
  * loopback (POST, application/tlsrpt+gzip) and a mailto: address (a message submitted into Postern's own
  * pipeline, read here from SUBMIT). The report bodies are checked against the RFC's JSON fields.
  */
+
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { STREAMS } from '../../../services/common/nats.ts';
-import type { Envelope, Route } from '../../../services/common/types.ts';
+import type { Route } from '../../../services/common/types.ts';
 import type { TlsRptReport } from '../../../services/delivery/tlsrpt/report.ts';
+import { bodyText, type SeenEnvelope, seenEnvelope } from '../../helpers/bodies.ts';
 import { startTestDns, type TestDns } from '../../helpers/dns.ts';
 import { freePort, type SmtpSink, startSmtpSink } from '../../helpers/smtp-sink.ts';
 import { createTestCa, type TestCa } from '../../helpers/test-ca.ts';
@@ -169,16 +171,16 @@ describe('TLS-RPT aggregate reports (RFC 8460)', () => {
       filter_subject: 'mail.submit.>',
     });
     const consumer = await jetstream(h.nc).consumers.get(STREAMS.submit, 'test-tlsrpt');
-    let envelope: Envelope | undefined;
+    let envelope: SeenEnvelope | undefined;
     while (!envelope) {
       assert.ok(Date.now() < deadline + 30_000, 'no TLS report submitted for rpt-bad.test');
       const m = await consumer.next({ expires: 1000 });
-      const env = m?.json<Envelope>();
+      const env = m ? seenEnvelope(m) : undefined;
       if (env?.to.includes('tls-reports@rpt-bad.test')) envelope = env;
       m?.ack();
     }
     assert.equal(envelope.from, 'tlsrpt@postern.test');
-    const raw = Buffer.from((envelope.body as { inline: string }).inline, 'base64').toString('utf8');
+    const raw = bodyText(envelope);
     const [head] = raw.split('\r\n\r\n');
     assert.match(head!, /^Subject: Report Domain: rpt-bad\.test Submitter: postern\.test Report-ID: <.+>$/m);
     assert.match(head!, /^TLS-Report-Domain: rpt-bad\.test$/m);

@@ -3,6 +3,7 @@
  * the client the right reply and the queued message the right headers; rspamd unreachable or silent gives 250
  * unscanned (fail open) or 451 4.3.0 (fail closed).
  */
+
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -13,16 +14,17 @@ import { DEFAULT_RETRY, domainKey, policyKey } from '../../../services/common/co
 import type { Envelope } from '../../../services/common/types.ts';
 import type { ContentFilterSettings } from '../../../services/ingress/filter-settings.ts';
 import { type Ingress, startIngress } from '../../../services/ingress/service.ts';
+import { bodyText, type SeenEnvelope } from '../../helpers/bodies.ts';
 import { startTestRspamd, type TestRspamd } from '../../helpers/rspamd.ts';
 import { freePort } from '../../helpers/smtp-sink.ts';
 import { type Harness, serverReplies, startHarness, swaks } from './ingress-harness.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 
-function bodyOf(env: Envelope | undefined): string {
+function bodyOf(env: SeenEnvelope | undefined): string {
   assert.ok(env, 'a message was queued');
-  assert.ok('inline' in env.body);
-  return Buffer.from(env.body.inline, 'base64').toString('latin1');
+  assert.ok('attached' in env.body, JSON.stringify(env.body));
+  return bodyText(env, 'latin1');
 }
 
 /** The header section of a queued message. */

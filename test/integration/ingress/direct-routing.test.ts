@@ -5,14 +5,16 @@
  * for the queue, as before. Absence from SUBMIT is shown by order, never by waiting: a message that must go to
  * SUBMIT is sent right after, and it is the next envelope there.
  */
+
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type Consumer, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { readJobMessage } from '../../../services/common/job-wire.ts';
+import { readJobMessage } from '../../../services/common/body-wire.ts';
 import { msgIds } from '../../../services/common/msg-ids.ts';
 import { ensureConsumer, STREAMS, SUPPRESSION_BUCKET } from '../../../services/common/nats.ts';
 import { SuppressionList } from '../../../services/common/suppression.ts';
+import { bodyText, type SeenEnvelope } from '../../helpers/bodies.ts';
 import { type Harness, oursAndOffice, RawSmtp, startHarness } from './ingress-harness.ts';
 
 async function say(c: RawSmtp, line: string): Promise<string> {
@@ -35,8 +37,8 @@ async function send(port: number, subject: string, rcpts: string[]): Promise<voi
   }
 }
 
-const subjectOf = (body: { inline?: string }) =>
-  /^Subject: (.*)$/m.exec(Buffer.from(body.inline ?? '', 'base64').toString('latin1'))?.[1]?.trim();
+const subjectOf = (env: SeenEnvelope | undefined) =>
+  /^Subject: (.*)$/m.exec(env ? bodyText(env, 'latin1') : '')?.[1]?.trim();
 
 describe('routing at receipt: the common case goes straight to OUTBOUND (real nats-server)', () => {
   let h: Harness;
@@ -69,7 +71,7 @@ describe('routing at receipt: the common case goes straight to OUTBOUND (real na
     await send(h.port('mx'), 'two routes', ['<bob@far.test>', '<dan@other.test>']);
     const { job, attached, msgId, subject } = await nextJob();
     assert.equal(job.direct, true);
-    // The body rides along raw (services/common/job-wire.ts): no base64, no body store.
+    // The body rides along raw (services/common/body-wire.ts): no base64, no body store.
     assert.deepEqual(job.body, { attached: attached?.length });
     assert.deepEqual(job.recipients, ['bob@far.test', 'carol@far.test']);
     assert.deepEqual(job.route, { kind: 'mx', domain: 'far.test', tls: 'opportunistic' });
@@ -86,7 +88,7 @@ describe('routing at receipt: the common case goes straight to OUTBOUND (real na
   it('sends a message with RFC 3461 parameters to the queue (success and delay notices are its to send)', async () => {
     await send(h.port('mx'), 'with notify', ['<bob@far.test> NOTIFY=SUCCESS']);
     const env = await h.nextEnvelope(10_000);
-    assert.equal(subjectOf(env?.body as { inline?: string }), 'with notify');
+    assert.equal(subjectOf(env), 'with notify');
   });
 
   it('sends a message with a suppressed recipient to the queue, and a clean one straight to delivery', async () => {
@@ -95,7 +97,7 @@ describe('routing at receipt: the common case goes straight to OUTBOUND (real na
     await send(h.port('mx'), 'suppressed', ['<gone@far.test>']);
     await send(h.port('mx'), 'clean', ['<bob@far.test>']);
     const env = await h.nextEnvelope(10_000);
-    assert.equal(subjectOf(env?.body as { inline?: string }), 'suppressed');
+    assert.equal(subjectOf(env), 'suppressed');
     const { attached } = await nextJob();
     assert.equal(attachedSubject(attached), 'clean');
   });

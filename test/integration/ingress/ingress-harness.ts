@@ -3,6 +3,7 @@
  * the KV bucket, the ingress started in-process, a test consumer on SUBMIT, swaks as the client, raw sockets for
  * what swaks cannot send (bare LF, pipelined bursts), and a throwaway self-signed certificate.
  */
+
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -21,9 +22,9 @@ import {
 } from '../../../services/common/config/resolved.ts';
 import { ConfigStore } from '../../../services/common/config/store.ts';
 import { connectNats, ensureConsumer, ensureTopology, STREAMS } from '../../../services/common/nats.ts';
-import type { Envelope } from '../../../services/common/types.ts';
 import { type Ingress, startIngress } from '../../../services/ingress/service.ts';
 import type { IngressSettings, ListenerSettings } from '../../../services/ingress/settings.ts';
+import { type SeenEnvelope, seenEnvelope } from '../../helpers/bodies.ts';
 import { startTestDns } from '../../helpers/dns.ts';
 import { startTestNats, type TestNats } from '../../helpers/nats.ts';
 
@@ -37,7 +38,7 @@ export interface Harness {
   registry: Registry;
   port(name: string): number;
   /** Next envelope published on SUBMIT (acked), or undefined when none arrives within `waitMs`. */
-  nextEnvelope(waitMs?: number): Promise<Envelope | undefined>;
+  nextEnvelope(waitMs?: number): Promise<SeenEnvelope | undefined>;
   /** Waits until the ingress' live config satisfies `test` (bounded). */
   waitForConfig(test: () => boolean): Promise<void>;
   stop(): Promise<void>;
@@ -140,7 +141,7 @@ export async function startHarness(opts: {
       const m = await consumer.next({ expires: waitMs });
       if (!m) return undefined;
       await m.ackAck();
-      return m.json<Envelope>();
+      return seenEnvelope(m);
     },
     async waitForConfig(test) {
       for (let i = 0; i < 200 && !test(); i++) await new Promise((r) => setTimeout(r, 50));

@@ -5,6 +5,7 @@
  * loopback addresses, so relay rules, the Received header and the envelope must see those addresses, not
  * HAProxy's. Raw sockets play the hostile peers: forged headers from outside, garbage, truncation, silence.
  */
+
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -16,8 +17,8 @@ import {
   type PolicyConfig,
   policyKey,
 } from '../../../services/common/config/resolved.ts';
-import type { Envelope } from '../../../services/common/types.ts';
 import { DEFAULT_LIMITS } from '../../../services/ingress/settings.ts';
+import { bodyText, type SeenEnvelope } from '../../helpers/bodies.ts';
 import { type Haproxy, startHaproxy } from '../../helpers/haproxy.ts';
 import { eventually } from '../../helpers/postern.ts';
 import { swaks as swaksAt } from '../../helpers/swaks.ts';
@@ -59,9 +60,9 @@ const documents = {
   } satisfies PolicyConfig,
 };
 
-function bodyOf(env: Envelope | undefined): string {
-  assert.ok(env && 'inline' in env.body, 'an inline body');
-  return Buffer.from(env.body.inline, 'base64').toString('utf8');
+function bodyOf(env: SeenEnvelope | undefined): string {
+  assert.ok(env && 'attached' in env.body, 'an attached body');
+  return bodyText(env);
 }
 
 /** Resolves once the peer has closed; `data` is everything it sent before (must be nothing: no banner). */

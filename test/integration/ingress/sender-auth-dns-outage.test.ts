@@ -3,9 +3,11 @@
  * answers for the sender's domain never come, swaks as the client. The message must be accepted (never refused
  * or lost because of someone else's DNS) once the verification bound passes, and say that nothing was verified.
  */
+
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type DomainConfig, domainKey } from '../../../services/common/config/resolved.ts';
+import { bodyText } from '../../helpers/bodies.ts';
 import { startTestDns, type TestDns } from '../../helpers/dns.ts';
 import { type Harness, startHarness, swaks } from './ingress-harness.ts';
 
@@ -49,8 +51,8 @@ describe('sender authentication with a DNS server that does not answer', () => {
     ]);
     assert.match(r.output, /250 2\.0\.0 Ok: queued as/, r.output);
     const env = await h.nextEnvelope();
-    assert.ok(env && 'inline' in env.body);
-    const body = Buffer.from(env.body.inline, 'base64').toString('latin1');
+    assert.ok(env && 'attached' in env.body);
+    const body = bodyText(env, 'latin1');
     assert.match(body, /^Authentication-Results: mx\.test\.postern; none\r\nReceived: /);
     const metrics = await h.registry.getSingleMetricAsString('postern_sender_auth_total');
     assert.match(metrics, /postern_sender_auth_total\{action="unverified",dmarc="none"\} 1/);

@@ -12,6 +12,7 @@ import {
   type PolicyConfig,
   policyKey,
 } from '../../../services/common/config/resolved.ts';
+import { bodyText } from '../../helpers/bodies.ts';
 import {
   type Harness,
   RawSmtp,
@@ -118,8 +119,8 @@ describe('SMTP ingress (real nats-server, swaks and raw sockets)', () => {
     assert.deepEqual(env.to, ['Bob@ours.example']);
     assert.equal(env.policy, undefined);
     assert.deepEqual(env.client, { address: '127.0.0.2', helo: 'client.test', tls: false });
-    assert.ok('inline' in env.body);
-    const body = Buffer.from(env.body.inline, 'base64').toString();
+    assert.ok('attached' in env.body, 'a small body travels attached, raw');
+    const body = bodyText(env);
     assert.match(
       body,
       // Our sender-authentication results (the test DNS knows no name: nothing passes), then our trace header.
@@ -186,7 +187,7 @@ describe('SMTP ingress (real nats-server, swaks and raw sockets)', () => {
     const env = await h.nextEnvelope();
     assert.equal(env?.policy, 'prod.apps');
     assert.deepEqual(env?.client, { address: '127.0.0.2', helo: 'client.test', user: 'app', tls: true });
-    const body = 'inline' in env!.body ? Buffer.from(env!.body.inline, 'base64').toString() : '';
+    const body = bodyText(env!);
     assert.match(body, /with ESMTPSA id .*\r\n\t\(using TLSv1\.[23] with cipher /);
   });
 

@@ -5,23 +5,24 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { resultWire } from '../../../services/common/body-wire.ts';
 import { msgIds } from '../../../services/common/msg-ids.ts';
 import { SUBJECTS } from '../../../services/common/nats.ts';
-import type {
-  BodyRef,
-  DeliveryJob,
-  DeliveryResult,
-  RecipientOutcome,
-} from '../../../services/common/types.ts';
-import { eventually, inlineText, policy, type QueueHarness, startHarness } from './harness.ts';
+import type { DeliveryJob, DeliveryResult, RecipientOutcome } from '../../../services/common/types.ts';
+import { bodyText, eventually, policy, type QueueHarness, startHarness } from './harness.ts';
 
 const deferred = { status: 'deferred' as const, response: '451 4.3.0 try again later' };
 const delivered = { status: 'delivered' as const, response: '250 2.0.0 ok' };
 
-/** A job as ingress publishes it for a single-route message (services/common/submit.ts). */
-function directJob(id: string, recipients: string[]): DeliveryJob & { body: BodyRef } {
+/**
+ * A job as ingress publishes it for a single-route message (services/common/submit.ts), its body attached
+ * (`legacyInline`: base64 in the JSON, as releases before 2026-11-27 wrote it).
+ */
+function directJob(id: string, recipients: string[], legacyInline = false): DeliveryJob & { raw: Buffer } {
   const receivedAt = new Date().toISOString();
+  const raw = Buffer.from(`Subject: test ${id}\r\n\r\nhello\r\n`);
   return {
+    raw,
     jobId: `${id}.0`,
     messageId: id,
     attempt: 1,
@@ -29,7 +30,7 @@ function directJob(id: string, recipients: string[]): DeliveryJob & { body: Body
     recipients,
     route: { kind: 'mx', domain: 'one.example', tls: 'opportunistic' },
     pool: 'default',
-    body: { inline: Buffer.from(`Subject: test ${id}\r\n\r\nhello\r\n`).toString('base64') },
+    body: legacyInline ? { inline: raw.toString('base64') } : { attached: raw.length },
     receivedAt,
     expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
     retry: { scheduleMs: [500], maxLifetimeMs: 3_600_000 },
@@ -50,20 +51,22 @@ describe('queue: adopting the message of a direct job from its first result', ()
 
   /** Publishes a direct job's result as delivery does: with the body; `msgID` defaults to the attempt's. */
   const report = async (
-    job: DeliveryJob,
+    job: DeliveryJob & { raw: Buffer },
     outcomes: Omit<RecipientOutcome, 'recipient'>[],
     msgID?: string,
   ) => {
-    const { body, ...rest } = job;
+    const { body, raw, ...rest } = job;
     const result: DeliveryResult = {
       job: rest,
       outcomes: outcomes.map((o, i) => ({ recipient: job.recipients[i]!, ...o })),
       attemptedAt: new Date().toISOString(),
       durationMs: 1,
-      body: body as BodyRef,
+      body,
     };
-    await h.js.publish(SUBJECTS.result(job.pool), JSON.stringify(result), {
+    const { payload, headers } = resultWire(result, 'attached' in body ? raw : undefined);
+    await h.js.publish(SUBJECTS.result(job.pool), payload, {
       msgID: msgID ?? msgIds.result(job.jobId, job.attempt),
+      ...(headers ? { headers } : {}),
     });
   };
 
@@ -77,13 +80,14 @@ describe('queue: adopting the message of a direct job from its first result', ()
     assert.equal(state.jobs['x1.0']?.attempt, 2);
     assert.equal(state.final['a@one.example']?.result, 'delivered');
     assert.equal(state.jobs['x1.0']?.job.direct, undefined);
+    assert.deepEqual(state.body, { attached: job.raw.length }, 'the body kept raw in the state entry');
     const kinds = h.events.filter((e) => e.messageId === 'x1').map((e) => e.kind);
     assert.equal(kinds[0], 'received', `the received event first: ${kinds.join(',')}`);
     assert.ok(kinds.includes('delivered') && kinds.includes('deferred'), kinds.join(','));
     const second = await h.jobFor('x1', 2);
     assert.equal(second.job.direct, undefined);
     assert.deepEqual(second.job.recipients, ['b@one.example']);
-    assert.match(inlineText(second.job.body), /Subject: test x1/);
+    assert.deepEqual(second.attached, job.raw, 'the retry carries the body attached, byte for byte');
     await h.report(second.job, [delivered]);
     await eventually('message complete', async () => (await h.readState('x1')) === undefined);
 
@@ -101,11 +105,19 @@ describe('queue: adopting the message of a direct job from its first result', ()
     const dsn = await eventually('bounce DSN', () =>
       h.submitted.find((e) => e.kind === 'dsn' && e.id.startsWith('x2')),
     );
-    assert.match(inlineText(dsn.body), /Final-Recipient: rfc822; gone@one\.example/);
+    assert.match(bodyText(dsn), /Final-Recipient: rfc822; gone@one\.example/);
     await eventually('bounced event', () =>
       h.events.find((e) => e.kind === 'bounced' && e.messageId === 'x2'),
     );
     assert.equal(await h.readState('x2'), undefined);
     assert.ok(h.events.some((e) => e.kind === 'received' && e.messageId === 'x2'));
+  });
+  it('a result written by an older release (body inline base64) is adopted, and its retry keeps that body', async () => {
+    const job = directJob('x3', ['c@one.example'], true);
+    await report(job, [deferred]);
+    const second = await h.jobFor('x3', 2);
+    assert.match(bodyText(second.job), /Subject: test x3/);
+    await h.report(second.job, [delivered]);
+    await eventually('message complete', async () => (await h.readState('x3')) === undefined);
   });
 });

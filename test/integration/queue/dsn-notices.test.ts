@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { eventually, inlineText, policy, type QueueHarness, startHarness } from './harness.ts';
+import { bodyText, eventually, policy, type QueueHarness, startHarness } from './harness.ts';
 
 const deferred = { status: 'deferred' as const, response: '451 4.3.0 try again later', enhanced: '4.3.0' };
 
@@ -42,7 +42,7 @@ describe('queue: RFC 3461 notices', () => {
     const warning = await eventually('the delay warning', () =>
       h.submitted.find((e) => e.kind === 'dsn' && e.id.startsWith('w1-delay-')),
     );
-    const text = inlineText(warning.body);
+    const text = bodyText(warning);
     assert.match(text, /Original-Envelope-Id: W1\r\n/);
     assert.match(text, /Action: delayed\r\nStatus: 4\.3\.0\r\n/);
     await h.report(second.job, [deferred]);
@@ -92,7 +92,7 @@ describe('queue: RFC 3461 notices', () => {
       h.submitted.find((e) => e.kind === 'dsn' && e.id.startsWith('s3')),
     );
     assert.match(
-      inlineText(dsn.body),
+      bodyText(dsn),
       /Original-Recipient: rfc822; Gone@two\.example\r\nFinal-Recipient: rfc822; gone@two\.example/,
     );
   });

@@ -14,6 +14,7 @@ import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
+import { envelopeWire, readJobMessage } from '../../../services/common/body-wire.ts';
 import {
   CONFIG_BUCKET,
   type DomainConfig,
@@ -37,11 +38,16 @@ import type {
   RecipientOutcome,
 } from '../../../services/common/types.ts';
 import { type QueueService, startQueue } from '../../../services/queue/service.ts';
-import { type MessageState, stateKey } from '../../../services/queue/state.ts';
+import { decodeState, type MessageState, stateKey } from '../../../services/queue/state.ts';
+import { type SeenEnvelope, seenEnvelope } from '../../helpers/bodies.ts';
 import { startTestNats, type TestNats } from '../../helpers/nats.ts';
+
+export { bodyText } from '../../helpers/bodies.ts';
 
 export interface SeenJob {
   job: DeliveryJob;
+  /** The body's bytes when they came attached (body-wire.ts). */
+  attached?: Buffer;
   subject: string;
   /** Set when the server's scheduler produced it (a deferred attempt coming due). */
   scheduler?: string;
@@ -59,8 +65,17 @@ export interface QueueHarness {
   registry: Registry;
   jobs: SeenJob[];
   events: MailEvent[];
-  submitted: Envelope[];
-  submit(env: Partial<Envelope> & { id: string; to: string[] }, msgID?: string): Promise<Envelope>;
+  /** Envelopes seen on SUBMIT (DSNs among them), with their attached bodies. */
+  submitted: SeenEnvelope[];
+  /**
+   * Submits an envelope with its body attached (`legacyInline`: as base64 in the JSON, as releases before
+   * 2026-11-27 did).
+   */
+  submit(
+    env: Partial<Envelope> & { id: string; to: string[] },
+    msgID?: string,
+    legacyInline?: boolean,
+  ): Promise<Envelope>;
   report(
     job: DeliveryJob,
     outcomes: Omit<RecipientOutcome, 'recipient'>[] | RecipientOutcome[],
@@ -152,8 +167,10 @@ export async function startHarness(config: {
   void (async () => {
     for await (const m of outbound) {
       const scheduler = m.headers?.get('Nats-Scheduler');
+      const { job, attached } = readJobMessage(m);
       jobs.push({
-        job: m.json<DeliveryJob>(),
+        job,
+        ...(attached ? { attached } : {}),
         subject: m.subject,
         arrivedAt: Date.now(),
         ...(scheduler ? { scheduler } : {}),
@@ -167,11 +184,11 @@ export async function startHarness(config: {
       events.push(m.json<MailEvent>());
     },
   });
-  const submitted: Envelope[] = [];
+  const submitted: SeenEnvelope[] = [];
   const submitSub = nc.subscribe('mail.submit.>', {
     callback: (_e, m) => {
       try {
-        submitted.push(m.json<Envelope>());
+        submitted.push(seenEnvelope(m));
       } catch {
         // Malformed submissions are part of the tests; only envelopes are collected.
       }
@@ -197,21 +214,20 @@ export async function startHarness(config: {
     jobs,
     events,
     submitted,
-    async submit(partial, msgID) {
+    async submit(partial, msgID, legacyInline) {
+      const raw = Buffer.from(`From: alice@corp.test\r\nSubject: test ${partial.id}\r\n\r\nHello.\r\n`);
       const env: Envelope = {
         from: 'alice@corp.test',
         receivedAt: new Date().toISOString(),
         client: { address: '127.0.0.1', helo: 'client.test', tls: false },
-        size: 0,
-        body: {
-          inline: Buffer.from(
-            `From: alice@corp.test\r\nSubject: test ${partial.id}\r\n\r\nHello.\r\n`,
-          ).toString('base64'),
-        },
+        size: raw.length,
+        body: legacyInline ? { inline: raw.toString('base64') } : { attached: raw.length },
         ...partial,
       };
-      await js.publish(SUBJECTS.submit(0), JSON.stringify(env), {
+      const { payload, headers } = envelopeWire(env, 'attached' in env.body ? raw : undefined);
+      await js.publish(SUBJECTS.submit(0), payload, {
         msgID: msgID ?? msgIds.submission(env.id),
+        ...(headers ? { headers } : {}),
       });
       return env;
     },
@@ -233,7 +249,7 @@ export async function startHarness(config: {
     },
     async readState(id) {
       const e = await state.get(stateKey(id));
-      return e && e.operation === 'PUT' && e.length > 0 ? e.json<MessageState>() : undefined;
+      return e && e.operation === 'PUT' && e.length > 0 ? decodeState(e.value).state : undefined;
     },
     async settled() {
       await eventually('queue settled', async () => {
@@ -255,9 +271,4 @@ export async function startHarness(config: {
       await nats.cleanup();
     },
   };
-}
-
-/** The DSN text carried inline by an envelope or job. */
-export function inlineText(body: DeliveryJob['body']): string {
-  return 'inline' in body ? Buffer.from(body.inline, 'base64').toString('utf8') : '';
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { eventually, inlineText, policy, type QueueHarness, startHarness } from './harness.ts';
+import { bodyText, eventually, policy, type QueueHarness, startHarness } from './harness.ts';
 
 const deferred = { status: 'deferred' as const, response: '451 4.3.0 try again later' };
 const delivered = { status: 'delivered' as const, response: '250 2.0.0 ok' };
@@ -58,8 +58,8 @@ describe('queue: delivery results', () => {
     const dsn = await eventually('DSN for bad@', () =>
       h.submitted.find((e) => e.kind === 'dsn' && e.id.startsWith('d2')),
     );
-    assert.match(inlineText(dsn.body), /Final-Recipient: rfc822; bad@one\.example/);
-    assert.doesNotMatch(inlineText(dsn.body), /later@one\.example|ok@one\.example/);
+    assert.match(bodyText(dsn), /Final-Recipient: rfc822; bad@one\.example/);
+    assert.doesNotMatch(bodyText(dsn), /later@one\.example|ok@one\.example/);
   });
 
   it('a deferral past the max lifetime expires the recipient with a 4.4.7 DSN to the sender', async () => {
@@ -71,7 +71,7 @@ describe('queue: delivery results', () => {
     );
     assert.equal(dsn.from, '');
     assert.deepEqual(dsn.to, ['alice@corp.test']);
-    const text = inlineText(dsn.body);
+    const text = bodyText(dsn);
     assert.match(text, /Status: 4\.4\.7/);
     assert.match(text, /Diagnostic-Code: smtp; 451 4\.4\.1 mx\.one\.example not answering/);
     assert.match(text, /Subject: test e1/, 'the original headers are attached');
@@ -96,7 +96,7 @@ describe('queue: delivery results', () => {
     const dsn = await eventually('bounce DSN', () =>
       h.submitted.find((e) => e.kind === 'dsn' && e.id.startsWith('b1')),
     );
-    const text = inlineText(dsn.body);
+    const text = bodyText(dsn);
     assert.match(text, /Content-Type: multipart\/report; report-type=delivery-status/);
     assert.match(text, /Status: 5\.1\.1/);
     assert.match(text, /Remote-MTA: dns; mx\.one\.example/);
@@ -114,7 +114,7 @@ describe('queue: delivery results', () => {
     const dsn2 = await eventually('suppression DSN', () =>
       h.submitted.find((e) => e.kind === 'dsn' && e.id.startsWith('b2')),
     );
-    assert.match(inlineText(dsn2.body), /Final-Recipient: rfc822; GONE@one\.example/);
+    assert.match(bodyText(dsn2), /Final-Recipient: rfc822; GONE@one\.example/);
     assert.match(await h.registry.metrics(), /postern_recipients_final_total\{result="suppressed"\} 1/);
   });
 
@@ -168,7 +168,7 @@ describe('queue: delivery results', () => {
     const dsn = await eventually('DSN for o1', () =>
       h.submitted.find((e) => e.kind === 'dsn' && e.id.startsWith('o1')),
     );
-    assert.match(inlineText(dsn.body), /Subject: big one/, 'headers read from the object store');
+    assert.match(bodyText(dsn), /Subject: big one/, 'headers read from the object store');
     assert.equal(await h.readState('o1'), undefined);
   });
 

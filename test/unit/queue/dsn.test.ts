@@ -77,11 +77,12 @@ describe('RFC 3464 delivery status notifications', () => {
   });
 
   it('is submitted as a null-sender envelope of kind dsn to the original sender', () => {
-    const env = dsnEnvelope(input, dsn);
+    const { envelope: env, raw } = dsnEnvelope(input, dsn);
     assert.equal(env.from, '');
     assert.equal(env.kind, 'dsn');
     assert.deepEqual(env.to, ['alice@corp.test']);
-    assert.equal(Buffer.from((env.body as { inline: string }).inline, 'base64').toString(), dsn);
+    assert.deepEqual(env.body, { attached: raw.length });
+    assert.equal(raw.toString(), dsn);
   });
 
   it('is never sent for a null sender or for a DSN (no bounce loops)', () => {
