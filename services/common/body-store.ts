@@ -9,33 +9,51 @@
  * JetStream once, not once per hop (see docs/architecture.md, "Bodies").
  */
 
+import type { Readable } from 'node:stream';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { type ObjectStore, Objm } from '@nats-io/obj';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { msgIds } from './msg-ids.ts';
 import { BODY_BUCKET, STREAMS, SUBJECTS } from './nats.ts';
+import { BodyGoneError, objectStream } from './object-stream.ts';
 import type { BodyRef } from './types.ts';
 
-/** Thrown when a stored body is gone (an admin deleted the message): a permanent failure for delivery. */
-export class BodyGoneError extends Error {
-  code = 'EBODYGONE';
-  constructor(name: string) {
-    super(`message body missing (deleted): ${name} not in the body store`);
-  }
-}
+export { BodyGoneError, BodyReadError } from './object-stream.ts';
+
+/**
+ * A body ready to send: its bytes when it came in one piece (inline, the BODIES stream, attached to the job), or
+ * for an object-store body a factory of fresh Readables over it — one per reader, since a transaction may be
+ * retried on a new connection and DKIM signing reads the body before it is sent.
+ */
+export type BodySource = Buffer | (() => Readable);
 
 /** Room left in a NATS message for headers when a body is stored as one stream message. */
 const HEADROOM = 16 * 1024;
+/**
+ * An object-store read that gets no chunk for this long has failed (chunks gone while the meta entry stays): well
+ * below delivery's SMTP timeout (60 s by default), so a stuck read is reported as the store's trouble, not
+ * the remote site's.
+ */
+const STALL_MS = 15_000;
+
+export interface BodyStoreOptions {
+  /** JetStream request timeout (default 5 s). */
+  timeoutMs?: number;
+  /** How long an object-store read may wait for its next chunk (default 15 s). */
+  stallMs?: number;
+}
 
 export class BodyStore {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
   #jsm?: Promise<JetStreamManager>;
   #objects?: Promise<ObjectStore>;
+  readonly #stallMs: number;
 
-  constructor(nc: NatsConnection, timeoutMs = 5000) {
+  constructor(nc: NatsConnection, opts: BodyStoreOptions = {}) {
     this.#nc = nc;
-    this.#js = jetstream(nc, { timeout: timeoutMs });
+    this.#js = jetstream(nc, { timeout: opts.timeoutMs ?? 5000 });
+    this.#stallMs = opts.stallMs ?? STALL_MS;
   }
 
   #manager(): Promise<JetStreamManager> {
@@ -109,6 +127,19 @@ export class BodyStore {
     const data = await (await this.objects()).getBlob(ref.object);
     if (!data) throw new BodyGoneError(ref.object);
     return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /**
+   * A body for sending (BodySource). Bodies up to the server's max payload are loaded whole (one copy, as `get`);
+   * an object-store body is checked to exist and then read only when a reader wants its bytes, chunk by chunk,
+   * never assembled in memory (services/common/object-stream.ts). Throws BodyGoneError when the body is gone;
+   * each Readable fails with BodyGoneError too when the object went away in between.
+   */
+  async source(ref: BodyRef): Promise<BodySource> {
+    if (!('object' in ref)) return this.get(ref);
+    const info = await (await this.objects()).info(ref.object);
+    if (!info || info.deleted) throw new BodyGoneError(ref.object);
+    return () => objectStream(() => this.objects(), ref.object, this.#stallMs);
   }
 
   /** Deletes a stored body; attached and inline bodies and bodies already gone need nothing. */

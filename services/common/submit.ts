@@ -127,7 +127,7 @@ const jobAddress = (job: Omit<DeliveryJob, 'body'>) =>
 
 export function createSubmitter(nc: NatsConnection, opts: SubmitterOptions): Submitter {
   const js: JetStreamClient = jetstream(nc, { timeout: opts.timeoutMs });
-  const bodies = new BodyStore(nc, opts.timeoutMs);
+  const bodies = new BodyStore(nc, { timeoutMs: opts.timeoutMs });
   const removeBody = (ref: BodyRef, id: string) =>
     bodies.delete(ref).catch((err: Error) => opts.onCleanupError?.(id, err));
 

@@ -1,9 +1,10 @@
 /**
- * One delivery attempt of one job: load the body, DKIM-sign, get a session to the destination (pooled), run the
- * transaction and turn every answer into per-recipient outcomes. Never throws for remote or network trouble:
- * those become outcomes; only our own bugs escape (the worker then reports deferred with a local reason).
+ * One delivery attempt of one job: load the body (an object-store body: check it exists, stream it later),
+ * DKIM-sign, get a session to the destination (pooled), run the transaction and turn every answer into
+ * per-recipient outcomes. Never throws for remote or network trouble: those become outcomes; only our own bugs
+ * escape (the worker then reports deferred with a local reason).
  */
-import type { BodyStore } from '../common/body-store.ts';
+import type { BodySource, BodyStore } from '../common/body-store.ts';
 import type { Logger } from '../common/telemetry.ts';
 import type { DeliveryJob, RecipientOutcome, TlsFacts } from '../common/types.ts';
 import { classifyError, type ErrorLike } from './classify.ts';
@@ -96,22 +97,28 @@ async function attempt(
     verdict,
   });
   const wait = (w: SiteWait) => ({ wait: w, verdict: 'neutral' as const });
-  let raw: Buffer;
+  let message: BodySource;
   try {
     const body = job.body;
     if ('attached' in body) {
       if (!attached) throw new Error('the job says its body is attached, but none came');
-      raw = attached;
-    } else raw = await ctx.bodies.get(body);
+      message = attached;
+    } else message = await ctx.bodies.source(body);
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot load message body');
     return done(outcomesForAll(job.recipients, err as ErrorLike), 'neutral');
   }
   if (job.dkim) {
-    const signed = await signMessage(raw, job.dkim, ctx.secrets);
-    if (signed.error)
-      log.warn({ err: signed.error, domain: job.dkim.domain }, 'DKIM signing failed; sending unsigned');
-    raw = signed.raw;
+    try {
+      const signed = await signMessage(message, job.dkim, ctx.secrets);
+      if (signed.error)
+        log.warn({ err: signed.error, domain: job.dkim.domain }, 'DKIM signing failed; sending unsigned');
+      message = signed.message;
+    } catch (err) {
+      // A streamed body that could not be read through for its signature (dkim.ts).
+      log.error({ err: (err as Error).message }, 'cannot read message body to sign it');
+      return done(outcomesForAll(job.recipients, err as ErrorLike), 'neutral');
+    }
   }
 
   const key = poolKey(job, site, ctx.mxPort);
@@ -146,11 +153,17 @@ async function attempt(
       }
     }
     try {
-      const outcomes = await session.send(job.from, job.recipients, raw, job.dsn);
+      const outcomes = await session.send(job.from, job.recipients, message, job.dsn);
       ctx.pool.release(key, session, true);
       return done(outcomes);
     } catch (err) {
       ctx.pool.release(key, session, false);
+      if ((err as ErrorLike).code === 'ESTREAM') {
+        // The body store failed mid-DATA (smtp-session.ts closed the connection without the final dot): our
+        // trouble, not the site's — deferred, and not retried on another connection within this attempt.
+        log.error({ err: (err as Error).message, remoteMta: session.remoteMta }, 'message body read failed');
+        return done(outcomesForAll(job.recipients, err as ErrorLike), 'neutral');
+      }
       if (reused && attempt === 0) {
         log.debug({ err: (err as Error).message }, 'pooled session failed; retrying on a new connection');
         continue;

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { BodySource } from '../common/body-store.ts';
 import { corkForTurn } from '../common/cork.ts';
 import type { DsnParams, RecipientOutcome, TlsFacts } from '../common/types.ts';
 import { encodeXtext } from '../common/xtext.ts';
@@ -43,10 +44,12 @@ export interface SmtpSession {
   /** What TLS the session has and which policy it kept. */
   readonly tls: TlsFacts;
   /**
-   * One transaction; never throws for remote answers — they become outcomes. Throws only on connection loss.
-   * `dsn` (RFC 3461) is passed on only when the peer advertised DSN.
+   * One transaction; never throws for remote answers — they become outcomes. Throws on connection loss, and
+   * with code ESTREAM when the message stream failed (the session is then closed: it was left inside DATA).
+   * A stream factory is called once, for this transaction. `dsn` (RFC 3461) is passed on only when the peer
+   * advertised DSN.
    */
-  send(from: string, recipients: string[], raw: Buffer, dsn?: DsnParams): Promise<RecipientOutcome[]>;
+  send(from: string, recipients: string[], message: BodySource, dsn?: DsnParams): Promise<RecipientOutcome[]>;
   /** RSET before reusing the session for another transaction (RFC 5321 §4.1.1.5). */
   reset(): Promise<void>;
   /** QUIT and close. */
@@ -273,12 +276,24 @@ export async function openSession(target: SessionTarget, opts: SessionOptions): 
       return conn.secure;
     },
     tls: tlsFacts,
-    send(from, recipients, raw, dsn) {
+    send(from, recipients, message, dsn) {
       session.messages++;
       current = dsn;
       const mailDsn = dsn?.ret || dsn?.envid ? { dsn: { ret: dsn.ret, envid: dsn.envid } } : {};
+      const raw = typeof message === 'function' ? message() : message;
       return new Promise<RecipientOutcome[]>((resolve, reject) => {
         conn.send({ from, to: recipients, ...mailDsn }, raw, (err, info) => {
+          if ((err as SessionError | null)?.code === 'ESTREAM') {
+            // The message stream failed (the body store, services/common/object-stream.ts). nodemailer pipes it
+            // into its DataStream, which writes the terminating `.` (RFC 5321 §4.1.1.4) only when the source
+            // ends, and an errored stream never ends: the dot is not sent, so the peer cannot take the part it
+            // got for the whole message. But nodemailer only reports the error and leaves the connection in the
+            // DATA phase, where any later command (RSET, QUIT) would be read as message text. Closing the socket
+            // is the one way out; a peer discards a transaction whose DATA the connection ends in.
+            closed = true;
+            conn.close();
+            return reject(err);
+          }
           // RCPT rejections are per recipient (RFC 5321 §4.1.1.3); with LMTP so are DATA replies (RFC 2033 §4.2).
           const rejected = new Map<string, SessionError>();
           const rejectedErrors =

@@ -69,6 +69,8 @@ export interface SmtpSink {
   port: number;
   /** Messages accepted so far, in arrival order. */
   messages: SinkMessage[];
+  /** DATA transfers the client's connection ended before the final dot: bytes received, and on which connection. */
+  aborted: { bytes: number; connection: number }[];
   /** Number of TCP connections accepted so far. */
   readonly connections: number;
   /** The most sessions that were open at the same time (counted at connect and close). */
@@ -100,6 +102,7 @@ interface ConnectionLike {
 export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
   const host = opts.host ?? '127.0.0.1';
   const messages: SinkMessage[] = [];
+  const aborted: SmtpSink['aborted'] = [];
   const events = new EventEmitter();
   const connectionSeq = new Map<string, number>();
   let connections = 0;
@@ -179,8 +182,17 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
     },
     onData(stream: SMTPServerDataStream, session, cb) {
       const chunks: Buffer[] = [];
+      let ended = false;
       stream.on('data', (c: Buffer) => chunks.push(c));
+      // smtp-server destroys the DATA stream without ending it when the connection closes before the dot.
+      stream.on('close', () => {
+        if (!ended) {
+          const bytes = chunks.reduce((n, c) => n + c.length, 0);
+          aborted.push({ bytes, connection: connectionSeq.get(session.id) ?? 0 });
+        }
+      });
       stream.on('end', () => {
+        ended = true;
         const rcpts = session.envelope.rcptTo.map((r) => r.address);
         const msg: SinkMessage = {
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
@@ -244,6 +256,7 @@ export async function startSmtpSink(opts: SinkOptions = {}): Promise<SmtpSink> {
     host,
     port,
     messages,
+    aborted,
     get connections() {
       return connections;
     },
