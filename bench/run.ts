@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --quick] [--systems postern,postern-queued,postern-mx,postfix,haraka] [--only compare,scaling,dead]
+ * `npm run bench [-- --quick] [--systems postern,postern-queued,postern-mx,postfix,haraka] [--only compare,scaling,dead,large]
  * [--profile] [--out DIR]`: Postern local mode side by side with Postfix (and Haraka when it installs),
  * alternating A B A B on the same sink in one run, then Postern's delivery/ingress scaling and the
  * dead-destination run. Writes bench/results/<date>/{results.json,report.md,*.svg}. Never part of the test suite.
@@ -47,6 +47,7 @@ const plan = {
   recipients: Number(args.recipients),
   small: { size: 2 * 1024, messages: quick ? 3000 : 20_000 },
   large: { size: 100 * 1024, messages: quick ? 600 : 4000 },
+  large8m: { size: 8 * 1048576, messages: quick ? 40 : 200, sessions: 4 },
   scaling: { messages: quick ? 3000 : 20_000, delivery: [1, 2, 4] },
   dead: { backlog: quick ? 5000 : 100_000, healthy: quick ? 2000 : 10_000 },
   shaping: { messages: quick ? 3000 : 20_000, throttledBacklog: quick ? 1000 : 5000, delivery: 2 },
@@ -278,6 +279,16 @@ try {
         }
       }
     }
+  }
+  if (parts.has('large')) {
+    // Bodies above the server's max payload (1 MiB): the object store, streamed into the SMTP socket by delivery.
+    // Not in the default parts; its figure is per-process peak RSS (report "Memory per role"), not throughput.
+    for (let p = 0; p < plan.pairs; p++)
+      for (const system of wanted)
+        await oneRun(system, `large-${plan.large8m.size / 1048576}m`, {
+          ...load(plan.large8m.size, plan.large8m.messages),
+          sessions: plan.large8m.sessions,
+        });
   }
   if (parts.has('shaping') && factories['postern-mx']) {
     // Issue #8: the cost of cluster-wide limits (same 2 KB load, MX route, 2 delivery processes): shaping off,
