@@ -6,7 +6,36 @@
  * ensured again and consumed anew under the process's LoopSupervisor.
  */
 import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import { NewerContractError } from './contracts.ts';
 import type { LoopSupervisor } from './supervise.ts';
+import type { Logger } from './telemetry.ts';
+
+/** How long a message of a newer contract version waits before it is offered again (nak delay). */
+export const NEWER_CONTRACT_DELAY_MS = 10_000;
+
+/**
+ * A message this build cannot read. One written under a newer contract version (a rolling upgrade: a newer
+ * producer, this consumer not yet replaced) is handed back with a delay for a replica that can read it — consumers
+ * redeliver without limit, so it waits, never lost. Anything else is malformed and terminated, with a log line.
+ */
+export function setAsideUnreadable(
+  m: JsMsg,
+  err: unknown,
+  log: Logger,
+  fields: Record<string, unknown>,
+): void {
+  const message = (err as Error).message;
+  if (err instanceof NewerContractError) {
+    log.warn(
+      { ...fields, seq: m.seq, err: message },
+      'message of a newer release left for an upgraded replica',
+    );
+    m.nak(NEWER_CONTRACT_DELAY_MS);
+    return;
+  }
+  log.error({ ...fields, seq: m.seq, err: message }, 'malformed message terminated');
+  m.term(`malformed: ${message}`);
+}
 
 export interface BoundedConsumer {
   stop(): Promise<void>;

@@ -7,12 +7,28 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { CONTRACT_VERSION, DeliveryJob, DeliveryResult, Envelope, MailEvent } from './types.ts';
 
-/** Parses JSON text as `name` and checks it against the schema; throws "invalid <name>: <path>: <problem>". */
+/**
+ * A message written under a later contract version than this build knows: a newer release wrote it during a
+ * rolling upgrade. It is not malformed, so it is never terminated: consumers hand it back (nak) for a replica
+ * that can read it (services/common/consume.ts `setAsideUnreadable`).
+ */
+export class NewerContractError extends Error {
+  constructor(name: string, version: number) {
+    super(`${name} of contract version ${version}, this release reads up to ${CONTRACT_VERSION}`);
+  }
+}
+
+/**
+ * Parses JSON text as `name` and checks it against the schema; throws "invalid <name>: <path>: <problem>", or
+ * NewerContractError when `v` is above CONTRACT_VERSION.
+ */
 function reader<T extends TSchema>(name: string, schema: T): (text: string) => Static<T> {
   const check = TypeCompiler.Compile(schema);
   return (text) => {
     const value: unknown = JSON.parse(text);
     if (check.Check(value)) return value;
+    const v = (value as { v?: unknown } | null)?.v;
+    if (typeof v === 'number' && v > CONTRACT_VERSION) throw new NewerContractError(name, v);
     const first = check.Errors(value).First();
     throw new Error(`invalid ${name}: ${first ? `${first.path || '/'}: ${first.message}` : 'invalid'}`);
   };

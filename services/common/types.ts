@@ -5,7 +5,9 @@
  * contracts.ts; a message that fails is terminated with a log line naming the first wrong field.
  *
  * `v` is the contract version. Producers write `CONTRACT_VERSION`; a message without `v` is read as version 1 (what
- * was in flight before the field existed). A change that old readers cannot take raises the version.
+ * was in flight before the field existed). A change that old readers cannot take raises the version, and keeps the
+ * JSON (payload, or the body-wire header) readable far enough to find `v`: a reader handed a later version naks it
+ * for an upgraded replica instead of terminating it (contracts.ts NewerContractError, consume.ts).
  */
 import { type Static, Type } from '@sinclair/typebox';
 import type { Sealed } from './secrets.ts';

@@ -7,7 +7,7 @@
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { BodyStore } from '../common/body-store.ts';
 import { jobWire, readJobMessage, resultWire } from '../common/body-wire.ts';
-import { consumeSupervised } from '../common/consume.ts';
+import { consumeSupervised, setAsideUnreadable } from '../common/consume.ts';
 import { attemptEvent, publishEvent, receivedEvent } from '../common/events.ts';
 import { attemptOccurrence, msgIds } from '../common/msg-ids.ts';
 import { CONSUMERS, STREAMS, SUBJECTS } from '../common/nats.ts';
@@ -131,12 +131,9 @@ export async function runWorker(opts: WorkerOptions): Promise<RunningWorker> {
     try {
       ({ job, attached } = readJobMessage(m));
     } catch (err) {
-      // Nothing to report to without a job: terminate so it does not loop forever, and say so.
-      log.error(
-        { seq: m.seq, subject: m.subject, err: (err as Error).message },
-        'malformed delivery job terminated',
-      );
-      m.term(`malformed: ${(err as Error).message}`);
+      // Nothing to report to without a job: a malformed one is terminated so it does not loop forever (a newer
+      // release's job waits for an upgraded worker).
+      setAsideUnreadable(m, err, log, { subject: m.subject });
       return;
     }
     const started = performance.now();

@@ -4,7 +4,7 @@
  * with a delay so the message returns later; input that can never be processed is terminated with a log line.
  */
 import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import { consumeSupervised } from '../common/consume.ts';
+import { consumeSupervised, setAsideUnreadable } from '../common/consume.ts';
 import type { LoopSupervisor } from '../common/supervise.ts';
 import type { Logger } from '../common/telemetry.ts';
 
@@ -50,11 +50,7 @@ export async function runConsumer<T>(opts: ConsumerOptions<T>): Promise<RunningC
     try {
       item = opts.parse(m);
     } catch (err) {
-      opts.log.error(
-        { stream: opts.stream, seq: m.seq, err: (err as Error).message },
-        'malformed message terminated',
-      );
-      m.term(`malformed: ${(err as Error).message}`);
+      setAsideUnreadable(m, err, opts.log, { stream: opts.stream });
       return;
     }
     try {

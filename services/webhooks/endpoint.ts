@@ -17,7 +17,7 @@ import {
 } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import type { WebhookConfig } from '../common/config/webhook.ts';
-import { consumeSupervised } from '../common/consume.ts';
+import { consumeSupervised, setAsideUnreadable } from '../common/consume.ts';
 import { readMailEvent } from '../common/contracts.ts';
 import { isConsumerNotFound, STREAMS, SUBJECTS, subjectToken } from '../common/nats.ts';
 import type { LoopSupervisor } from '../common/supervise.ts';
@@ -112,8 +112,7 @@ export function startEndpoint(cfg: WebhookConfig, deps: EndpointDeps): RunningEn
       event = m.subject.startsWith(SITE_EVENTS) ? m.json<{ kind: string }>() : readMailEvent(m.string());
       if (typeof event?.kind !== 'string') throw new Error('no kind');
     } catch (err) {
-      log.error({ eventId: id, err: (err as Error).message }, 'malformed event terminated');
-      m.term('malformed event');
+      setAsideUnreadable(m, err, log, { eventId: id });
       return;
     }
     if (!passesPolicyFilter(cfg, event)) {

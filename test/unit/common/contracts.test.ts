@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   encodeContract,
+  NewerContractError,
   readDeliveryJob,
   readDeliveryResult,
   readEnvelope,
   readMailEvent,
 } from '../../../services/common/contracts.ts';
-import type { DeliveryJob, Envelope } from '../../../services/common/types.ts';
+import { CONTRACT_VERSION, type DeliveryJob, type Envelope } from '../../../services/common/types.ts';
 
 const envelope: Envelope = {
   id: 'm1',
@@ -53,8 +54,19 @@ describe('contracts between services', () => {
     assert.throws(() => readEnvelope(JSON.stringify({ ...envelope, dsn: bad })), /invalid Envelope: \/dsn/);
   });
 
-  it('a message from a newer, incompatible writer is refused rather than misread', () => {
-    assert.throws(() => readEnvelope(JSON.stringify({ ...envelope, v: 2 })), /invalid Envelope: \/v/);
+  it('a message from a newer writer is refused rather than misread, and told apart from a malformed one', () => {
+    assert.throws(() => readEnvelope(JSON.stringify({ ...envelope, v: 0 })), /invalid Envelope: \/v/);
+    // A later version is not malformed: a newer release wrote it; consumers hand it back instead of terminating it.
+    assert.throws(
+      () => readEnvelope(JSON.stringify({ ...envelope, v: CONTRACT_VERSION + 1, added: true })),
+      (err: unknown) =>
+        err instanceof NewerContractError &&
+        /contract version 2, this release reads up to 1/.test(String(err)),
+    );
+    assert.throws(
+      () => readEnvelope(JSON.stringify({ ...envelope, to: [] })),
+      (err: unknown) => !(err instanceof NewerContractError),
+    );
   });
 
   // Each row: what a consumer reads, and the field its error must name.
