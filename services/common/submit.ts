@@ -25,6 +25,20 @@ import type { BodyRef, DeliveryJob, Envelope } from './types.ts';
 /** One shard for now; the queue consumes `mail.submit.>` so more shards need no consumer change. */
 export const SUBMIT_SHARD = 0;
 
+/**
+ * Submits a message Postern wrote itself (a DSN, a TLS report) like any accepted one, awaiting the PubAck;
+ * `body`: the bytes of an attached body (body-wire.ts).
+ */
+export async function submitEnvelope(
+  js: JetStreamClient,
+  env: Envelope,
+  msgID: string,
+  body?: Buffer,
+): Promise<void> {
+  const { payload, headers } = envelopeWire(env, body);
+  await js.publish(SUBJECTS.submit(SUBMIT_SHARD), payload, { msgID, ...(headers ? { headers } : {}) });
+}
+
 export interface Submitter {
   /** Stores the body and publishes the envelope or job; rejects (never resolves) unless all were acknowledged. */
   submit(envelope: Omit<Envelope, 'body' | 'size'>, body: Buffer): Promise<{ stored: 'attached' | 'object' }>;

@@ -6,11 +6,11 @@
 
 import { publishEvent } from '../common/events.ts';
 import { msgIds } from '../common/msg-ids.ts';
+import { submitEnvelope } from '../common/submit.ts';
 import type { DsnParams } from '../common/types.ts';
 import { readHeaderSection, readSmallMessage } from './body.ts';
 import type { QueueContext } from './context.ts';
 import { actionOf, buildDsn, type DsnRecipient, dsnEnvelope, dsnKind, mayBounce } from './dsn.ts';
-import { submitEnvelope } from './outputs.ts';
 import type { MessageState } from './state.ts';
 
 /** The original message as far as a DSN needs it. */

@@ -5,11 +5,11 @@
  */
 
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { envelopeWire, jobWire } from '../common/body-wire.ts';
+import { jobWire } from '../common/body-wire.ts';
 import { msgIds } from '../common/msg-ids.ts';
 import { SUBJECTS } from '../common/nats.ts';
 import { destinationKey } from '../common/router.ts';
-import type { DeliveryJob, Envelope } from '../common/types.ts';
+import type { DeliveryJob } from '../common/types.ts';
 
 /** Publishes a job for immediate delivery on OUTBOUND; `body`: the bytes of an attached body (body-wire.ts). */
 export async function publishJob(js: JetStreamClient, job: DeliveryJob, body?: Buffer): Promise<void> {
@@ -40,15 +40,4 @@ export async function scheduleJob(
     schedule: { specification: due, target: SUBJECTS.outbound(job.pool, destinationKey(job.route)) },
     ...(headers ? { headers } : {}),
   });
-}
-
-/** Submits an envelope (a DSN, a TLS report) like any accepted message (shard 0); `body` as for publishJob. */
-export async function submitEnvelope(
-  js: JetStreamClient,
-  env: Envelope,
-  msgID: string,
-  body?: Buffer,
-): Promise<void> {
-  const { payload, headers } = envelopeWire(env, body);
-  await js.publish(SUBJECTS.submit(0), payload, { msgID, ...(headers ? { headers } : {}) });
 }

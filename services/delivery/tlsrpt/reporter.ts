@@ -17,9 +17,10 @@ import { isIP } from 'node:net';
 import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { attachedRef, envelopeWire } from '../../common/body-wire.ts';
+import { attachedRef } from '../../common/body-wire.ts';
 import { msgIds } from '../../common/msg-ids.ts';
-import { SUBJECTS, subjectToken } from '../../common/nats.ts';
+import { subjectToken } from '../../common/nats.ts';
+import { submitEnvelope } from '../../common/submit.ts';
 import type { Logger } from '../../common/telemetry.ts';
 import type { Envelope } from '../../common/types.ts';
 import {
@@ -176,11 +177,7 @@ export async function startTlsRptReporter(opts: ReporterOptions): Promise<TlsRpt
     };
     // Through the pipeline like any accepted message: durable once acked, routed, DKIM-signed when the From
     // domain has a key, retried; Nats-Msg-Id = id so a repeated run inside the duplicate window is stored once.
-    const { payload, headers } = envelopeWire(envelope, raw);
-    await js.publish(SUBJECTS.submit(0), payload, {
-      msgID: msgIds.tlsReport(id),
-      ...(headers ? { headers } : {}),
-    });
+    await submitEnvelope(js, envelope, msgIds.tlsReport(id), raw);
   };
 
   const runPeriod = async (end: Date): Promise<SentReport[]> => {
